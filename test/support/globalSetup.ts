@@ -1,0 +1,47 @@
+import { mkdtemp, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../lib/embeddedPostgres.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A connection string to a server on which tests may create and drop databases. */
+    adminUrl: string;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+let embedded: EmbeddedDatabase | undefined;
+
+/** Tests use DATABASE_URL when it is set; otherwise a throwaway embedded PostgreSQL. */
+export async function setup(project: TestProject): Promise<void> {
+  if (process.env.DATABASE_URL) {
+    project.provide('adminUrl', process.env.DATABASE_URL);
+    return;
+  }
+  const parent = await mkdtemp(join(tmpdir(), 'dropstream-test-pg-'));
+  await chmod(parent, 0o755);
+  embedded = await startEmbeddedPostgres({
+    dir: join(parent, 'db'),
+    port: await freePort(),
+    database: 'postgres',
+    throwaway: true,
+  });
+  project.provide('adminUrl', embedded.url);
+}
+
+export async function teardown(): Promise<void> {
+  await embedded?.stop();
+}
