@@ -15,11 +15,12 @@ CREATE TABLE IF NOT EXISTS ingest_batches (
 -- One row per file, written in the same transaction as the file's rows: the file-done marker
 -- that makes a crash between the database commit and the checkpoint write harmless.
 CREATE TABLE IF NOT EXISTS ingest_files (
-  name            text PRIMARY KEY,          -- path relative to the input directory
-  fingerprint     text        NOT NULL,      -- sha256 of the whole content, hex
+  id              bigserial PRIMARY KEY,
+  name            text        NOT NULL,      -- path relative to the input directory
+  fingerprint     text,                      -- sha256 of the whole content, hex; null if unreadable
   size            bigint      NOT NULL,
   mtime           timestamptz NOT NULL,
-  status          text        NOT NULL CHECK (status IN ('loaded', 'duplicate', 'quarantined')),
+  status          text        NOT NULL CHECK (status IN ('loaded', 'empty', 'duplicate', 'quarantined')),
   reason          text,                      -- why a file was not loaded
   rows_read       bigint      NOT NULL DEFAULT 0,
   rows_loaded     bigint      NOT NULL DEFAULT 0,
@@ -28,9 +29,13 @@ CREATE TABLE IF NOT EXISTS ingest_files (
   batch_id        bigint      NOT NULL,
   committed_at    timestamptz NOT NULL DEFAULT now()
 );
+-- A name is taken once it has been processed; a file set aside may come back, fixed, under the same name.
+CREATE UNIQUE INDEX IF NOT EXISTS ingest_files_processed_name
+  ON ingest_files (name) WHERE status IN ('loaded', 'empty', 'duplicate');
 -- The same content is loaded at most once, whatever the file is called.
 CREATE UNIQUE INDEX IF NOT EXISTS ingest_files_loaded_fingerprint
   ON ingest_files (fingerprint) WHERE status = 'loaded';
+CREATE INDEX IF NOT EXISTS ingest_files_batch ON ingest_files (batch_id);
 
 CREATE TABLE IF NOT EXISTS user_activity (
   event_id     uuid          PRIMARY KEY,

@@ -1,0 +1,11 @@
+/**
+ * Fault injection for the crash tests: with DROPSTREAM_CRASH_AT=<point> (or <point>@<batch>) the
+ * process kills itself with SIGKILL when it reaches that point, as a power cut would. Points:
+ * after-offsets (batch planned, nothing loaded), before-file-commit (rows copied, not committed),
+ * after-db-commit (every file committed, checkpoint commit not yet written).
+ */
+const target = process.env.DROPSTREAM_CRASH_AT;
+
+export function crashPoint(point: string, batchId: number): void {
+  if (target && (target === point || target === `${point}@${batchId}`)) process.kill(process.pid, 'SIGKILL');
+}

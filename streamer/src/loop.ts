@@ -1,0 +1,111 @@
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import PQueue from 'p-queue';
+import type pg from 'pg';
+import type { Logger } from '../../lib/log.ts';
+import { Checkpoint } from './checkpoint/checkpoint.ts';
+import type { StreamerConfig } from './config.ts';
+import { crashPoint } from './crashPoint.ts';
+import { planBatch, type PlannedBatch } from './planner.ts';
+import { DEFAULT_EVENT_TYPES } from './reader/validateRow.ts';
+import { retryTransient } from './retry.ts';
+import { beginBatch, committedFilesOfBatch, finishBatch, lastBatchId, processedFiles, type FileResult } from './sink/ledger.ts';
+import { loadFile, type SinkContext } from './sink/loadFile.ts';
+import { FileSource } from './source/fileSource.ts';
+
+export interface StreamerDeps {
+  cfg: StreamerConfig;
+  pool: pg.Pool;
+  log: Logger;
+  /** Aborted on SIGINT/SIGTERM: the batch in flight finishes (or rolls back), then the loop ends. */
+  signal: AbortSignal;
+}
+
+/** The micro-batch loop: discover → plan batch → write offsets → read, validate and copy → commit. */
+export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Promise<void> {
+  const retry = <T>(what: string, work: () => Promise<T>) => retryTransient(work, { signal, log, what });
+  const checkpoint = await Checkpoint.open(cfg.checkpointDir);
+  const processed = await retry('reading the file ledger', () => processedFiles(pool));
+  const source = new FileSource({ inputDir: cfg.inputDir, stableMs: cfg.fileStableMs, poll: cfg.poll, availableNow: cfg.availableNow, processed, log });
+  const sink: SinkContext = { pool, log, eventTypes: DEFAULT_EVENT_TYPES, quarantineDir: cfg.quarantineDir };
+  const queue = new PQueue({ concurrency: cfg.fileConcurrency });
+
+  const runBatch = async (batch: PlannedBatch, replay: boolean) => {
+    const started = performance.now();
+    if (!replay) await checkpoint.writeOffsets(batch);
+    crashPoint('after-offsets', batch.id);
+    source.take(batch.files);
+    const bytes = batch.files.reduce((sum, f) => sum + f.size, 0);
+    const results = await retry(`batch ${batch.id}`, async () => {
+      await beginBatch(pool, batch.id, batch.files.length, bytes);
+      // On a replay, the files the database already committed are not read again.
+      const committed = await committedFilesOfBatch(pool, batch.id);
+      return settleAll(batch.files.map((f) => committed.get(f.name) ?? queue.add(() => loadFile(sink, f, batch.id))));
+    });
+    const totals = await retry(`finishing batch ${batch.id}`, () => finishBatch(pool, batch.id));
+    crashPoint('after-db-commit', batch.id);
+    await checkpoint.writeCommit(batch.id, totals);
+    const done = batch.files.filter((f) => results.get(f.name)?.status !== 'changed');
+    source.settle(done, batch.files.filter((f) => !done.includes(f)).map((f) => f.name));
+    logBatch(log, batch, [...results.values()], totals, performance.now() - started);
+  };
+
+  const latest = await checkpoint.latest();
+  let nextId = Math.max(await retry('reading the batch ledger', () => lastBatchId(pool)), latest?.batch.id ?? 0) + 1;
+  if (latest && !latest.committed) {
+    // Cut short by a stop or a crash: run it again with exactly the same files.
+    log.info({ batch: latest.batch.id, files: latest.batch.files.length }, 'resuming a batch that was not committed');
+    const files = latest.batch.files
+      .map((f) => ({ ...f, path: join(cfg.inputDir, f.name) }))
+      .filter((f) => existsSync(f.path) || (log.warn({ file: f.name }, 'a file of the resumed batch is gone'), false));
+    await runBatch({ ...latest.batch, files }, true);
+  }
+
+  await source.start();
+  log.info({ input: cfg.inputDir, processedBefore: processed.size, mode: cfg.availableNow ? 'available-now' : 'continuous' }, 'watching for files');
+  let lastTrigger = 0;
+  while (!signal.aborted && !(cfg.availableNow && source.drained)) {
+    await nextTrigger();
+    if (signal.aborted) break;
+    const ready = await source.readyFiles();
+    if (ready.length === 0) continue;
+    await runBatch(planBatch(nextId++, ready, { maxFiles: cfg.maxFilesPerBatch, maxBytes: cfg.maxBytesPerBatch }), false);
+  }
+  await source.close();
+
+  async function nextTrigger(): Promise<void> {
+    const pause = (ms: number) => sleep(ms, undefined, { signal }).catch(() => undefined);
+    if (cfg.triggerIntervalMs > 0) await pause(lastTrigger + cfg.triggerIntervalMs - Date.now());
+    else if (source.hasPending) await pause(Math.min(50, cfg.fileStableMs)); // files seen, not yet stable
+    else await source.waitForChange(1000, signal);
+    lastTrigger = Date.now();
+  }
+}
+
+/** Waits for every file of a batch, so that a retry never runs beside a load still in flight. */
+async function settleAll(work: Array<FileResult | Promise<FileResult>>): Promise<Map<string, FileResult>> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return new Map(settled.map((s) => [(s as PromiseFulfilledResult<FileResult>).value.name, (s as PromiseFulfilledResult<FileResult>).value]));
+}
+
+function logBatch(log: Logger, batch: PlannedBatch, results: FileResult[], totals: Awaited<ReturnType<typeof finishBatch>>, ms: number): void {
+  const notLoaded = results.filter((r) => r.status !== 'loaded').map((r) => ({ file: r.name, status: r.status, reason: r.reason }));
+  log.info(
+    {
+      batch: batch.id,
+      files: totals.files,
+      bytes: totals.bytes,
+      rowsRead: totals.rowsRead,
+      rowsLoaded: totals.rowsLoaded,
+      rowsRejected: totals.rowsRejected,
+      rowsDuplicate: totals.rowsDuplicate,
+      durationMs: Math.round(ms),
+      rowsPerSec: Math.round((totals.rowsRead * 1000) / Math.max(ms, 1)),
+      ...(notLoaded.length > 0 && { notLoaded }),
+    },
+    `batch ${batch.id}: ${totals.files} files, ${totals.rowsLoaded} rows loaded, ${totals.rowsRejected} rejected, ${totals.rowsDuplicate} duplicate in ${Math.round(ms)} ms`,
+  );
+}

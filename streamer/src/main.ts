@@ -1,0 +1,62 @@
+import { createLogger } from '../../lib/log.ts';
+import { startEmbeddedPostgres } from '../../lib/embeddedPostgres.ts';
+import { ConfigError, loadConfig, usage } from './config.ts';
+import { migrate } from './db/migrate.ts';
+import { createPool } from './db/pool.ts';
+import { runStreamer } from './loop.ts';
+import { retryTransient } from './retry.ts';
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage());
+    return 0;
+  }
+  let cfg;
+  try {
+    cfg = loadConfig(argv);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    return 2;
+  }
+  const log = createLogger('streamer');
+  const stop = new AbortController();
+  const onSignal = (signal: string) => {
+    if (stop.signal.aborted) process.exit(130); // a second Ctrl-C: stop now; the database rolls back
+    log.info({ signal }, 'stopping after the batch in flight (press Ctrl-C again to stop at once)');
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+
+  let database;
+  try {
+    database = cfg.databaseUrl
+      ? { url: cfg.databaseUrl, stop: async () => undefined }
+      : await startEmbeddedPostgres({ dir: `${cfg.dataDir}/postgres`, port: cfg.embeddedPgPort, database: 'dropstream', log });
+  } catch (err) {
+    log.fatal((err as Error).message);
+    return 1;
+  }
+  if (!cfg.databaseUrl) log.info(`connect with: psql ${database.url}`);
+
+  const pool = createPool(database.url, cfg.fileConcurrency, log);
+  try {
+    await retryTransient(() => pool.connect().then((c) => migrate(c).finally(() => c.release())), { signal: stop.signal, log, what: 'migrating the schema' });
+    await runStreamer({ cfg, pool, log, signal: stop.signal });
+    log.info('stopped');
+    return 0;
+  } catch (err) {
+    if (stop.signal.aborted) {
+      log.info('stopped; the batch in flight was rolled back and resumes at the next start');
+      return 0;
+    }
+    log.fatal({ err }, `the streamer stopped: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await pool.end();
+    await database.stop();
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,22 @@
+const PATTERN =
+  /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(?:\s*(Z|[+-]\d{2}(?::?\d{2})?))?$/i;
+
+function daysInMonth(year: number, month: number): number {
+  return month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/**
+ * Validates an ISO-8601 timestamp (`T` or space, optional seconds and fraction, `Z` or an offset)
+ * and returns it in a form PostgreSQL reads unambiguously; a timestamp without a zone is read in
+ * `defaultZone`. Returns undefined for anything else, including dates that do not exist.
+ */
+export function parseTimestamp(text: string, defaultZone = '+00:00'): string | undefined {
+  const m = PATTERN.exec(text);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s = '00', fraction = '', zone] = m as unknown as string[];
+  const year = +y!, month = +mo!, day = +d!;
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  if (+h! > 23 || +mi! > 59 || +s > 59) return undefined;
+  if (zone && zone.length > 1 && (+zone.slice(1, 3) > 15 || +zone.slice(-2) > 59)) return undefined;
+  return `${y}-${mo}-${d}T${h}:${mi}:${s}${fraction}${zone ? zone.toUpperCase() : defaultZone}`;
+}

@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import type { ColumnMap } from './columns.ts';
+import { escapeCopy } from './copyText.ts';
+import { parseTimestamp } from './parseTimestamp.ts';
+
+export const DEFAULT_EVENT_TYPES: ReadonlySet<string> = new Set(['view', 'purchase']);
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const PRICE = /^(\d+)(?:\.(\d+))?$/;
+/** numeric(12,2): ten digits before the point. */
+const MAX_PRICE_DIGITS = 10;
+const MAX_QUANTITY = 2_147_483_647;
+
+/** Why a row was not loaded. A class, so that only rejected rows allocate one. */
+export class RowRejection {
+  constructor(readonly reason: string) {}
+}
+
+export interface RowRules {
+  map: ColumnMap;
+  eventTypes: ReadonlySet<string>;
+}
+
+function field(fields: string[], index: number): string {
+  return index < 0 ? '' : fields[index]!.trim();
+}
+
+/**
+ * Validates one record and returns its columns as a line of COPY text (without the source and
+ * batch columns), or the reason it was rejected. Values are trimmed; event_type and event_id are
+ * lower-cased. Everything PostgreSQL would abort a COPY for is caught here.
+ */
+export function validateRow(fields: string[], rules: RowRules): string | RowRejection {
+  const { index, width } = rules.map;
+  if (fields.length !== width) return new RowRejection(`expected ${width} fields as in the header, got ${fields.length}`);
+
+  const userId = field(fields, index.user_id);
+  if (!userId) return new RowRejection('user_id is empty');
+  const productId = field(fields, index.product_id);
+  if (!productId) return new RowRejection('product_id is empty');
+
+  const eventType = field(fields, index.event_type).toLowerCase();
+  if (!eventType) return new RowRejection('event_type is empty');
+  if (!rules.eventTypes.has(eventType)) {
+    return new RowRejection(`event_type '${eventType}' is not one of ${[...rules.eventTypes].join(', ')}`);
+  }
+
+  const price = field(fields, index.price);
+  if (!price) return new RowRejection('price is empty');
+  const p = PRICE.exec(price);
+  if (!p) return new RowRejection(price.startsWith('-') ? `price '${price}' is negative` : `price '${price}' is not a decimal number`);
+  if (p[1]!.replace(/^0+(?=\d)/, '').length > MAX_PRICE_DIGITS) return new RowRejection(`price '${price}' is too large (at most 9999999999.99)`);
+
+  const quantity = field(fields, index.quantity);
+  if (!quantity) return new RowRejection('quantity is empty');
+  if (!/^[+-]?\d+$/.test(quantity)) return new RowRejection(`quantity '${quantity}' is not a whole number`);
+  const q = Number(quantity);
+  if (q < 1) return new RowRejection(`quantity '${quantity}' must be at least 1`);
+  if (q > MAX_QUANTITY) return new RowRejection(`quantity '${quantity}' is too large (at most ${MAX_QUANTITY})`);
+
+  const time = field(fields, index.event_time);
+  if (!time) return new RowRejection('event_time is empty');
+  const eventTime = parseTimestamp(time);
+  if (eventTime === undefined) return new RowRejection(`event_time '${time}' is not a valid ISO-8601 timestamp`);
+
+  let eventId: string;
+  if (index.event_id < 0) {
+    eventId = derivedEventId(userId, eventType, productId, price, q, eventTime);
+  } else {
+    eventId = field(fields, index.event_id).toLowerCase();
+    if (!eventId) return new RowRejection('event_id is empty');
+    if (!UUID.test(eventId)) return new RowRejection(`event_id '${eventId}' is not a UUID`);
+  }
+  return `${eventId}\t${escapeCopy(userId)}\t${eventType}\t${escapeCopy(productId)}\t${price}\t${q}\t${eventTime}`;
+}
+
+/** A stable id for a row from a file without event ids, so that loading it again finds the same ids. */
+function derivedEventId(...values: Array<string | number>): string {
+  const h = createHash('sha256').update(values.join('\u001f')).digest('hex');
+  // Shaped as a version-8 (custom) UUID.
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}

@@ -1,0 +1,121 @@
+import type pg from 'pg';
+import type { SourceFile } from '../reader/fileReader.ts';
+
+/** What became of a file. 'changed': it changed while being read, and is left for a later batch. */
+export type FileStatus = 'loaded' | 'empty' | 'duplicate' | 'quarantined' | 'changed';
+
+export interface FileResult {
+  name: string;
+  status: FileStatus;
+  bytes: number;
+  rowsRead: number;
+  rowsLoaded: number;
+  rowsRejected: number;
+  rowsDuplicate: number;
+  reason?: string;
+}
+
+export interface BatchTotals {
+  files: number;
+  bytes: number;
+  rowsRead: number;
+  rowsLoaded: number;
+  rowsRejected: number;
+  rowsDuplicate: number;
+}
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+export function emptyResult(file: SourceFile, status: FileStatus, reason?: string): FileResult {
+  return { name: file.name, status, bytes: file.size, rowsRead: 0, rowsLoaded: 0, rowsRejected: 0, rowsDuplicate: 0, reason };
+}
+
+/**
+ * Writes the file-done marker. Inside the file's transaction this is what makes its rows count
+ * as committed exactly once. Returns false when the name is already processed or the content is
+ * already loaded (a unique index says no).
+ */
+export async function recordFile(db: Queryable, file: SourceFile, fingerprint: string | null, result: FileResult, batchId: number): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO ingest_files (name, fingerprint, size, mtime, status, reason, rows_read, rows_loaded, rows_rejected, rows_duplicate, batch_id)
+     VALUES ($1, $2, $3, to_timestamp($4::double precision / 1000), $5, $6, $7, $8, $9, $10, $11)
+     ON CONFLICT DO NOTHING`,
+    [file.name, fingerprint, file.size, file.mtimeMs, result.status, result.reason ?? null, result.rowsRead, result.rowsLoaded, result.rowsRejected, result.rowsDuplicate, batchId],
+  );
+  return rowCount === 1;
+}
+
+/** Loaded files of this size: only these can have the same content as a file of that size. */
+export async function loadedFilesOfSize(db: Queryable, size: number): Promise<Array<{ name: string; fingerprint: string }>> {
+  const { rows } = await db.query('SELECT name, fingerprint FROM ingest_files WHERE size = $1 AND status = $2', [size, 'loaded']);
+  return rows;
+}
+
+export async function loadedFileWithFingerprint(db: Queryable, fingerprint: string): Promise<string | undefined> {
+  const { rows } = await db.query(`SELECT name FROM ingest_files WHERE fingerprint = $1 AND status = 'loaded'`, [fingerprint]);
+  return rows[0]?.name;
+}
+
+/** Names that are taken for good (see ingest_files_processed_name), with the size they had. */
+export async function processedFiles(db: Queryable): Promise<Map<string, { size: number; mtimeMs: number }>> {
+  const { rows } = await db.query<{ name: string; size: string; mtime_ms: number }>(
+    `SELECT name, size, extract(epoch FROM mtime) * 1000 AS mtime_ms FROM ingest_files WHERE status IN ('loaded', 'empty', 'duplicate')`,
+  );
+  return new Map(rows.map((r) => [r.name, { size: Number(r.size), mtimeMs: Number(r.mtime_ms) }]));
+}
+
+/** Files of a batch the database has already committed: on a replay they are not read again. */
+export async function committedFilesOfBatch(db: Queryable, batchId: number): Promise<Map<string, FileResult>> {
+  const { rows } = await db.query(
+    `SELECT name, status, size, rows_read, rows_loaded, rows_rejected, rows_duplicate, reason FROM ingest_files WHERE batch_id = $1`,
+    [batchId],
+  );
+  return new Map(
+    rows.map((r) => [
+      r.name,
+      {
+        name: r.name,
+        status: r.status,
+        bytes: Number(r.size),
+        rowsRead: Number(r.rows_read),
+        rowsLoaded: Number(r.rows_loaded),
+        rowsRejected: Number(r.rows_rejected),
+        rowsDuplicate: Number(r.rows_duplicate),
+        reason: r.reason ?? undefined,
+      },
+    ]),
+  );
+}
+
+export async function lastBatchId(db: Queryable): Promise<number> {
+  const { rows } = await db.query('SELECT coalesce(max(id), 0) AS id FROM ingest_batches');
+  return Number(rows[0].id);
+}
+
+export async function beginBatch(db: Queryable, batchId: number, files: number, bytes: number): Promise<void> {
+  await db.query('INSERT INTO ingest_batches (id, files, bytes) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [batchId, files, bytes]);
+}
+
+/** Totals come from the file ledger, so a batch replayed after a crash still counts each file once. */
+export async function finishBatch(db: Queryable, batchId: number): Promise<BatchTotals> {
+  const { rows } = await db.query(
+    `UPDATE ingest_batches b SET
+        rows_read = t.rows_read, rows_loaded = t.rows_loaded, rows_rejected = t.rows_rejected,
+        rows_duplicate = t.rows_duplicate, finished_at = now()
+       FROM (SELECT coalesce(sum(rows_read), 0) AS rows_read, coalesce(sum(rows_loaded), 0) AS rows_loaded,
+                    coalesce(sum(rows_rejected), 0) AS rows_rejected, coalesce(sum(rows_duplicate), 0) AS rows_duplicate
+               FROM ingest_files WHERE batch_id = $1) t
+      WHERE b.id = $1
+      RETURNING b.files, b.bytes, b.rows_read, b.rows_loaded, b.rows_rejected, b.rows_duplicate`,
+    [batchId],
+  );
+  const r = rows[0];
+  return {
+    files: Number(r.files),
+    bytes: Number(r.bytes),
+    rowsRead: Number(r.rows_read),
+    rowsLoaded: Number(r.rows_loaded),
+    rowsRejected: Number(r.rows_rejected),
+    rowsDuplicate: Number(r.rows_duplicate),
+  };
+}

@@ -1,0 +1,161 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import type { Logger } from '../../../lib/log.ts';
+import { crashPoint } from '../crashPoint.ts';
+import { FileChangedError, FileReader, FileRejectedError, type SourceFile } from '../reader/fileReader.ts';
+import { RejectSpool } from '../reader/rejectSpool.ts';
+import { copyInto } from './copyInto.ts';
+import { emptyResult, loadedFilesOfSize, loadedFileWithFingerprint, recordFile, type FileResult } from './ledger.ts';
+import { quarantine } from './quarantine.ts';
+
+export interface SinkContext {
+  pool: pg.Pool;
+  log: Logger;
+  eventTypes: ReadonlySet<string>;
+  quarantineDir: string;
+}
+
+const ROW_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id';
+const COPY_ROWS = `COPY user_activity (${ROW_COLUMNS}) FROM STDIN`;
+const COPY_STAGE = `COPY dropstream_stage (${ROW_COLUMNS}) FROM STDIN`;
+const COPY_REJECTS = 'COPY user_activity_rejects (source_file, source_line, raw, reason, batch_id) FROM STDIN';
+// Rows of a file that repeats event ids land here first and are merged with ON CONFLICT DO NOTHING.
+const CREATE_STAGE = 'CREATE TEMP TABLE IF NOT EXISTS dropstream_stage (LIKE user_activity INCLUDING DEFAULTS) ON COMMIT DELETE ROWS';
+const MERGE_STAGE = `INSERT INTO user_activity (${ROW_COLUMNS}) SELECT ${ROW_COLUMNS} FROM dropstream_stage ORDER BY source_line ON CONFLICT (event_id) DO NOTHING`;
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+function isUniqueViolationOnEventId(err: unknown): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e.code === '23505' && e.constraint === 'user_activity_pkey';
+}
+
+/**
+ * Loads one file in one transaction: its valid rows, its rejected rows and its ledger row commit
+ * together or not at all. The common case copies straight into user_activity; a file that turns
+ * out to repeat an event id already stored is copied again through a staging table that skips them.
+ */
+export async function loadFile(ctx: SinkContext, file: SourceFile, batchId: number): Promise<FileResult> {
+  // Same size as a loaded file is the only way to have the same content: then compare fingerprints first.
+  const sameSize = await loadedFilesOfSize(ctx.pool, file.size);
+  if (sameSize.length > 0) {
+    const fingerprint = await sha256(file.path);
+    const twin = sameSize.find((f) => f.fingerprint === fingerprint);
+    if (twin) return recordDuplicate(ctx, file, fingerprint, twin.name, batchId);
+  }
+  try {
+    try {
+      return await loadInTransaction(ctx, file, batchId, 'direct');
+    } catch (err) {
+      if (!isUniqueViolationOnEventId(err)) throw err;
+      return await loadInTransaction(ctx, file, batchId, 'staged');
+    }
+  } catch (err) {
+    if (err instanceof FileChangedError) {
+      ctx.log.warn({ file: file.name }, `${err.message}; it will be read again once it is stable`);
+      return emptyResult(file, 'changed', err.message);
+    }
+    if (err instanceof FileRejectedError) return setAside(ctx, file, err.message, batchId);
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') return setAside(ctx, file, 'the file cannot be read (permission denied)', batchId);
+    throw err;
+  }
+}
+
+type TransactionOutcome =
+  | { kind: 'committed'; result: FileResult }
+  | { kind: 'empty'; fingerprint: string }
+  | { kind: 'not-recorded'; fingerprint: string };
+
+async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: number, mode: 'direct' | 'staged'): Promise<FileResult> {
+  const outcome = await withClient(ctx.pool, async (client): Promise<TransactionOutcome> => {
+    const rejects = new RejectSpool();
+    try {
+      await client.query('BEGIN');
+      const reader = new FileReader(file, batchId, ctx.eventTypes, rejects);
+      let rowsLoaded: number;
+      if (mode === 'direct') {
+        rowsLoaded = await copyInto(client, COPY_ROWS, reader.copyText());
+      } else {
+        await client.query(CREATE_STAGE);
+        await copyInto(client, COPY_STAGE, reader.copyText());
+        rowsLoaded = (await client.query(MERGE_STAGE)).rowCount ?? 0;
+      }
+      const counts = reader.counts;
+      if (counts.empty) {
+        await client.query('ROLLBACK');
+        return { kind: 'empty', fingerprint: counts.fingerprint };
+      }
+      if (rejects.count > 0) await copyInto(client, COPY_REJECTS, await rejects.stream());
+      if (counts.ignoredColumns.length > 0) ctx.log.warn({ file: file.name, columns: counts.ignoredColumns }, 'columns not used by dropstream are ignored');
+
+      const result: FileResult = {
+        name: file.name,
+        status: 'loaded',
+        bytes: counts.bytes,
+        rowsRead: counts.rowsRead,
+        rowsLoaded,
+        rowsRejected: counts.rowsRejected,
+        rowsDuplicate: counts.rowsValid - rowsLoaded,
+      };
+      if (!(await recordFile(client, file, counts.fingerprint, result, batchId))) {
+        await client.query('ROLLBACK');
+        return { kind: 'not-recorded', fingerprint: counts.fingerprint };
+      }
+      crashPoint('before-file-commit', batchId);
+      await client.query('COMMIT');
+      return { kind: 'committed', result };
+    } finally {
+      await rejects.dispose();
+    }
+  });
+
+  switch (outcome.kind) {
+    case 'committed':
+      return outcome.result;
+    case 'empty':
+      return recordOutcome(ctx, file, outcome.fingerprint, emptyResult(file, 'empty', 'the file holds no header and no rows'), batchId);
+    case 'not-recorded': {
+      // Another file with this content, or another streamer, committed first.
+      const twin = await loadedFileWithFingerprint(ctx.pool, outcome.fingerprint);
+      if (twin) return recordDuplicate(ctx, file, outcome.fingerprint, twin, batchId);
+      return emptyResult(file, 'duplicate', 'already processed by another streamer');
+    }
+  }
+}
+
+/** Runs `work` on a pooled connection; a connection that saw an error is destroyed, never reused. */
+async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    const value = await work(client);
+    client.release();
+    return value;
+  } catch (err) {
+    client.release(err as Error);
+    throw err;
+  }
+}
+
+async function recordDuplicate(ctx: SinkContext, file: SourceFile, fingerprint: string, twin: string, batchId: number): Promise<FileResult> {
+  return recordOutcome(ctx, file, fingerprint, emptyResult(file, 'duplicate', `same content as ${twin}, already loaded`), batchId);
+}
+
+/** A file that loads no rows still gets its ledger row, so that every file is accounted for. */
+async function recordOutcome(ctx: SinkContext, file: SourceFile, fingerprint: string | null, result: FileResult, batchId: number): Promise<FileResult> {
+  await recordFile(ctx.pool, file, fingerprint, result, batchId);
+  return result;
+}
+
+async function setAside(ctx: SinkContext, file: SourceFile, reason: string, batchId: number): Promise<FileResult> {
+  const fingerprint = await sha256(file.path).catch(() => null);
+  const result = await recordOutcome(ctx, file, fingerprint, emptyResult(file, 'quarantined', reason), batchId);
+  const target = await quarantine(file.path, file.name, ctx.quarantineDir, reason);
+  ctx.log.warn({ file: file.name, movedTo: target, reason }, 'file set aside');
+  return result;
+}

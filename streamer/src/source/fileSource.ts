@@ -1,0 +1,155 @@
+import { EventEmitter, once } from 'node:events';
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from '../../../lib/log.ts';
+import type { SourceFile } from '../reader/fileReader.ts';
+import { acceptsName } from './acceptsName.ts';
+
+export interface SourceOptions {
+  inputDir: string;
+  /** A file is ready once its size and mtime have stayed the same for this long. */
+  stableMs: number;
+  poll: boolean;
+  /** Only the files present at start (no watching). */
+  availableNow: boolean;
+  /** Names already processed, with the size they had then. */
+  processed: Map<string, { size: number; mtimeMs: number }>;
+  log: Logger;
+}
+
+interface Observation {
+  size: number;
+  mtimeMs: number;
+  /** Since when size and mtime have been what they are. */
+  since: number;
+}
+
+/**
+ * Says which files in the input directory are new and ready to read. Readiness is checked here
+ * (size and mtime stable for `stableMs`) rather than left to chokidar: its awaitWriteFinish misses
+ * files present at start and does nothing in polling mode.
+ */
+export class FileSource {
+  private readonly pending = new Map<string, Observation | undefined>();
+  private readonly inFlight = new Set<string>();
+  private readonly changes = new EventEmitter();
+  private watcher: FSWatcher | undefined;
+
+  constructor(private readonly opts: SourceOptions) {}
+
+  async start(): Promise<void> {
+    for (const name of await readdir(this.opts.inputDir)) this.offer(name);
+    if (this.opts.availableNow) return;
+    this.watcher = watch(this.opts.inputDir, {
+      depth: 0,
+      ignoreInitial: true,
+      usePolling: this.opts.poll,
+      interval: 250,
+      followSymlinks: false,
+    });
+    this.watcher.on('add', (path) => this.offer(this.nameOf(path)));
+    this.watcher.on('change', (path) => this.onChange(this.nameOf(path)));
+    this.watcher.on('unlink', (path) => this.pending.delete(this.nameOf(path)));
+    this.watcher.on('error', (err) => this.opts.log.error({ err }, 'watching the input directory failed'));
+    await once(this.watcher, 'ready');
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.close();
+    this.changes.emit('change');
+  }
+
+  /** Nothing left to do: with availableNow, the run is over. */
+  get drained(): boolean {
+    return this.pending.size === 0 && this.inFlight.size === 0;
+  }
+
+  get hasPending(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /** Resolves when a file arrives or changes, or after `ms`. */
+  async waitForChange(ms: number, signal: AbortSignal): Promise<void> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), ms);
+    const onAbort = () => ac.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await once(this.changes, 'change', { signal: ac.signal });
+    } catch {
+      // timed out or stopping
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Files whose size and mtime have been stable long enough, not yet taken by a batch. */
+  async readyFiles(): Promise<SourceFile[]> {
+    const now = Date.now();
+    const ready: SourceFile[] = [];
+    for (const [name, seen] of this.pending) {
+      if (this.inFlight.has(name)) continue;
+      const path = join(this.opts.inputDir, name);
+      let stats;
+      try {
+        stats = await lstat(path);
+      } catch {
+        this.pending.delete(name); // gone before it was read
+        continue;
+      }
+      if (!stats.isFile()) {
+        this.pending.delete(name);
+        continue;
+      }
+      if (!seen || seen.size !== stats.size || seen.mtimeMs !== stats.mtimeMs) {
+        // A file written before we saw it has been stable since its mtime (if that is not in the future).
+        this.pending.set(name, { size: stats.size, mtimeMs: stats.mtimeMs, since: seen ? now : Math.min(now, stats.mtimeMs) });
+        if (seen || now - Math.min(now, stats.mtimeMs) < this.opts.stableMs) continue;
+      } else if (now - seen.since < this.opts.stableMs) {
+        continue;
+      }
+      ready.push({ name, path, size: stats.size, mtimeMs: stats.mtimeMs });
+    }
+    return ready;
+  }
+
+  /** The files of a batch are being processed: do not offer them again meanwhile. */
+  take(files: SourceFile[]): void {
+    for (const f of files) this.inFlight.add(f.name);
+  }
+
+  /** A batch is over. Files it did not finish (changed while read) are watched again. */
+  settle(done: Array<{ name: string; size: number; mtimeMs: number }>, retry: string[]): void {
+    for (const f of done) {
+      this.inFlight.delete(f.name);
+      this.pending.delete(f.name);
+      this.opts.processed.set(f.name, { size: f.size, mtimeMs: f.mtimeMs });
+    }
+    for (const name of retry) {
+      this.inFlight.delete(name);
+      this.pending.set(name, undefined);
+    }
+  }
+
+  private nameOf(path: string): string {
+    return path.slice(this.opts.inputDir.length + 1);
+  }
+
+  private offer(name: string): void {
+    if (!acceptsName(name) || this.opts.processed.has(name) || this.pending.has(name)) return;
+    this.pending.set(name, undefined);
+    this.changes.emit('change');
+  }
+
+  private onChange(name: string): void {
+    const before = this.opts.processed.get(name);
+    if (before) {
+      this.opts.log.warn({ file: name }, 'a processed file was changed; changes to processed files are not loaded (drop the new content under a new name)');
+      return;
+    }
+    this.offer(name);
+    this.changes.emit('change');
+  }
+}
