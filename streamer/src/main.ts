@@ -33,7 +33,7 @@ async function main(): Promise<number> {
   try {
     database = cfg.databaseUrl
       ? { url: cfg.databaseUrl, stop: async () => undefined }
-      : await startEmbeddedPostgres({ dir: `${cfg.dataDir}/postgres`, port: cfg.embeddedPgPort, database: 'dropstream', log });
+      : await startEmbeddedPostgres({ dir: `${cfg.dataDir}/postgres`, port: cfg.embeddedPgPort, database: 'dropstream' }, log);
   } catch (err) {
     log.fatal((err as Error).message);
     return 1;

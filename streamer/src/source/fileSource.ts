@@ -1,5 +1,5 @@
 import { EventEmitter, once } from 'node:events';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../../../lib/log.ts';
@@ -39,6 +39,7 @@ export class FileSource {
   constructor(private readonly opts: SourceOptions) {}
 
   async start(): Promise<void> {
+    await mkdir(this.opts.inputDir, { recursive: true });
     for (const name of await readdir(this.opts.inputDir)) this.offer(name);
     if (this.opts.availableNow) return;
     this.watcher = watch(this.opts.inputDir, {
