@@ -1,6 +1,7 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from './log.ts';
 
 export const EMBEDDED_USER = 'dropstream';
@@ -36,7 +37,7 @@ export function embeddedUrl(port: number, database: string): string {
 export async function startEmbeddedPostgres(opts: EmbeddedOptions, log?: Logger): Promise<EmbeddedDatabase> {
   const server = fork(fileURLToPath(new URL('./embeddedPostgresServer.ts', import.meta.url)), [JSON.stringify(opts)], {
     detached: true,
-    execArgv: ['--import', import.meta.resolve('tsx')],
+    execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const [message] = (await Promise.race([once(server, 'message'), once(server, 'exit').then(() => [{ error: 'the database supervisor exited' }])])) as [ServerMessage];

@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestDatabase } from './db.ts';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  output: string;
+}
+
+export async function makeDataDir(): Promise<{ dir: string; input: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'dropstream-data-'));
+  await chmod(dir, 0o755);
+  return { dir, input: join(dir, 'input'), remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Starts one of the project's programs as a child process, the way a user would. */
+export function spawnProgram(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  return Object.assign(child, { output: () => output });
+}
+
+export async function finished(child: ChildProcess & { output: () => string }): Promise<Run> {
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  return { code: child.exitCode, signal: child.signalCode as NodeJS.Signals | null, output: child.output() };
+}
+
+export async function generate(dataDir: string, opts: { files: number; rows: number; seed: number }): Promise<void> {
+  const run = await finished(
+    spawnProgram('generator/src/main.ts', ['--data-dir', dataDir, '--files', String(opts.files), '--rows', String(opts.rows), '--seed', String(opts.seed), '--interval-ms', '0']),
+  );
+  if (run.code !== 0) throw new Error(`generator failed:\n${run.output}`);
+}
+
+/** Runs the streamer over what is in the input directory and waits for it to exit. */
+export async function streamAvailableNow(dataDir: string, db: TestDatabase, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return finished(startStreamer(dataDir, db, ['--available-now', ...extraArgs], env));
+}
+
+export function startStreamer(dataDir: string, db: TestDatabase, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
+  return spawnProgram('streamer/src/main.ts', ['--data-dir', dataDir, '--file-stable-ms', '0', ...args], { DATABASE_URL: db.url, ...env });
+}
+
+export interface Expected {
+  ids: Set<string>;
+  rows: number;
+  revenueCents: number;
+}
+
+/** What the generated files hold, read straight from them (generator files have no quoted fields). */
+export async function expectedFromFiles(dirs: string[]): Promise<Expected> {
+  const ids = new Set<string>();
+  let rows = 0;
+  let revenueCents = 0;
+  for (const dir of dirs) {
+    for (const name of (await readdir(dir)).filter((n) => n.endsWith('.csv'))) {
+      const lines = (await readFile(join(dir, name), 'utf8')).trimEnd().split('\n').slice(1);
+      for (const line of lines) {
+        const [id, , type, , price, quantity] = line.split(',');
+        rows++;
+        if (ids.has(id!)) continue;
+        ids.add(id!);
+        if (type === 'purchase') revenueCents += Math.round(Number(price) * 100) * Number(quantity);
+      }
+    }
+  }
+  return { ids, rows, revenueCents };
+}
+
+export interface TableState {
+  count: number;
+  distinctIds: number;
+  ids: Set<string>;
+  revenueCents: number;
+}
+
+export async function tableState(db: TestDatabase): Promise<TableState> {
+  const { rows } = await db.query<{ event_id: string }>('SELECT event_id FROM user_activity');
+  const agg = await db.query<{ count: string; distinct_ids: string; revenue_cents: string | null }>(
+    `SELECT count(*) AS count, count(DISTINCT event_id) AS distinct_ids,
+            sum(price * quantity * 100) FILTER (WHERE event_type = 'purchase') AS revenue_cents
+       FROM user_activity`,
+  );
+  const a = agg.rows[0]!;
+  return { count: Number(a.count), distinctIds: Number(a.distinct_ids), ids: new Set(rows.map((r) => r.event_id)), revenueCents: Number(a.revenue_cents ?? 0) };
+}
