@@ -56,6 +56,13 @@ export class RecordSplitter {
   private skippingLongLine = false;
 
   push(chunk: Buffer): SplitItem[] {
+    if (this.skippingLongLine) {
+      const end = chunk.indexOf(NEWLINE);
+      if (end === -1) return [];
+      this.skippingLongLine = false;
+      this.lineNo++;
+      chunk = chunk.subarray(end + 1);
+    }
     let data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
     if (!this.started && data.length >= 3) {
       this.started = true;
@@ -75,6 +82,7 @@ export class RecordSplitter {
 
   end(): SplitItem[] {
     const out: SplitItem[] = [];
+    this.skippingLongLine = false;
     if (this.carry.length) this.lines(this.carry, out);
     this.carry = Buffer.alloc(0);
     if (this.open) {
@@ -104,10 +112,6 @@ export class RecordSplitter {
 
   private line(text: string, fault: string | undefined, out: SplitItem[]): void {
     this.lineNo++;
-    if (this.skippingLongLine) {
-      this.skippingLongLine = false;
-      return;
-    }
     if (text.endsWith('\r')) text = text.slice(0, -1);
     const open = this.open;
     if (open) {

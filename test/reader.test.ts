@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { mapHeader, type ColumnMap } from '../streamer/src/reader/columns.ts';
+import { parseTimestamp } from '../streamer/src/reader/parseTimestamp.ts';
+import { isBadRecord, RecordSplitter, type SplitItem } from '../streamer/src/reader/splitRecords.ts';
+import { DEFAULT_EVENT_TYPES, RowRejection, validateRow } from '../streamer/src/reader/validateRow.ts';
+
+function split(input: Buffer | string, chunkSize = 5): SplitItem[] {
+  const bytes = Buffer.isBuffer(input) ? input : Buffer.from(input);
+  const splitter = new RecordSplitter();
+  const items: SplitItem[] = [];
+  for (let i = 0; i < bytes.length; i += chunkSize) items.push(...splitter.push(bytes.subarray(i, i + chunkSize)));
+  return [...items, ...splitter.end()];
+}
+
+describe('RecordSplitter', () => {
+  it('gives each record the physical line it starts on, across chunk boundaries, CRLF, BOM and blank lines', () => {
+    const items = split('\ufeffa,b,c\r\n1,2,3\r\n\r\n  \n"x\r\ny",5,6\r\n7,8,9');
+    expect(items).toEqual([
+      { line: 1, fields: ['a', 'b', 'c'], raw: 'a,b,c' },
+      { line: 2, fields: ['1', '2', '3'], raw: '1,2,3' },
+      { line: 5, fields: ['x\ny', '5', '6'], raw: '"x\ny",5,6' },
+      { line: 7, fields: ['7', '8', '9'], raw: '7,8,9' },
+    ]);
+  });
+
+  it('reads quoted commas and doubled quotes with csv-parse', () => {
+    expect(split('"a,1","say ""hi""",3\n')).toEqual([{ line: 1, fields: ['a,1', 'say "hi"', '3'], raw: '"a,1","say ""hi""",3' }]);
+  });
+
+  it('turns NUL bytes, invalid UTF-8, bad quoting and an unterminated quote into bad records with their line', () => {
+    const input = Buffer.concat([
+      Buffer.from('h1,h2\nok,1\nnul\u0000,2\n'),
+      Buffer.from([0x62, 0x61, 0x64, 0xff, 0x2c, 0x33, 0x0a]), // "bad\xff,3\n"
+      Buffer.from('1,"b"x,3\nfine,4\n9,"never closed\nmore,5\n'),
+    ]);
+    const bad = split(input, 3).filter(isBadRecord).map((b) => [b.line, b.reason]);
+    expect(bad).toEqual([
+      [3, 'line contains a NUL byte'],
+      [4, 'line is not valid UTF-8'],
+      [5, 'malformed CSV: a closing quote is followed by other characters'],
+      [7, 'unterminated quoted field opened on line 7'],
+    ]);
+    const good = split(input, 3).filter((i) => !isBadRecord(i)).map((i) => i.line);
+    expect(good).toEqual([1, 2, 6]);
+  });
+
+  it('bounds a line that never ends instead of buffering it', () => {
+    const huge = Buffer.alloc(3 << 20, 0x61);
+    const items = split(Buffer.concat([Buffer.from('h\n'), huge, Buffer.from('\nnext\n')]), 1 << 16);
+    expect(items.filter(isBadRecord).map((b) => b.reason)).toEqual([expect.stringMatching(/longer than/)]);
+    expect(items.filter((i) => !isBadRecord(i)).map((i) => [i.line, i.raw])).toEqual([
+      [1, 'h'],
+      [3, 'next'],
+    ]);
+  });
+});
+
+describe('parseTimestamp', () => {
+  it.each([
+    ['2026-11-21T10:15:30.123Z', '2026-11-21T10:15:30.123Z'],
+    ['2026-11-21T10:15:30Z', '2026-11-21T10:15:30Z'],
+    ['2026-11-21T10:15:30+05:30', '2026-11-21T10:15:30+05:30'],
+    ['2026-11-21 10:15:30.123456', '2026-11-21T10:15:30.123456+00:00'],
+    ['2024-02-29T00:00:00Z', '2024-02-29T00:00:00Z'],
+  ])('accepts %s', (input, output) => expect(parseTimestamp(input)).toBe(output));
+
+  it.each(['2024-02-30T00:00:00Z', '2023-02-29T00:00:00Z', '2026-13-01T00:00:00Z', '2026-01-01T24:00:00Z', 'yesterday', '1700000000', ''])(
+    'rejects %s',
+    (input) => expect(parseTimestamp(input)).toBeUndefined(),
+  );
+});
+
+describe('validateRow', () => {
+  const map = mapHeader(['event_id', 'user_id', 'event_type', 'product_id', 'price', 'quantity', 'event_time']) as ColumnMap;
+  const rules = { map, eventTypes: DEFAULT_EVENT_TYPES };
+  const good = ['0B0F7A2E-1C2D-4E5F-8A9B-0C1D2E3F4A5B', ' user_1 ', 'Purchase', 'SKU-1', '19.99', '2', '2026-01-01T00:00:00Z'];
+  const reason = (i: number, value: string) => {
+    const fields = [...good];
+    fields[i] = value;
+    const r = validateRow(fields, rules);
+    return r instanceof RowRejection ? r.reason : 'accepted';
+  };
+
+  it('normalises a good row into COPY text', () => {
+    expect(validateRow(good, rules)).toBe('0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b\tuser_1\tpurchase\tSKU-1\t19.99\t2\t2026-01-01T00:00:00Z');
+  });
+
+  it('rejects each kind of bad value with its own reason', () => {
+    expect(reason(0, 'not-a-uuid')).toBe("event_id 'not-a-uuid' is not a UUID");
+    expect(reason(1, '  ')).toBe('user_id is empty');
+    expect(reason(2, 'click')).toBe("event_type 'click' is not one of view, purchase");
+    expect(reason(4, 'NaN')).toBe("price 'NaN' is not a decimal number");
+    expect(reason(4, '-1.00')).toBe("price '-1.00' is negative");
+    expect(reason(4, '12345678901.00')).toBe("price '12345678901.00' is too large (at most 9999999999.99)");
+    expect(reason(5, '0')).toBe("quantity '0' must be at least 1");
+    expect(reason(5, '1.5')).toBe("quantity '1.5' is not a whole number");
+    expect(reason(5, '99999999999')).toBe("quantity '99999999999' is too large (at most 2147483647)");
+    expect(reason(6, '2024-02-30T00:00:00Z')).toBe("event_time '2024-02-30T00:00:00Z' is not a valid ISO-8601 timestamp");
+    expect(validateRow(good.slice(0, 6), rules)).toEqual(new RowRejection('expected 7 fields as in the header, got 6'));
+  });
+
+  it('escapes tabs, newlines and backslashes in text columns', () => {
+    const fields = [...good];
+    fields[1] = 'a\tb\\c\nd';
+    expect(validateRow(fields, rules)).toContain('\ta\\tb\\\\c\\nd\t');
+  });
+
+  it('derives a stable event id when the file has no event_id column', () => {
+    const noId = mapHeader(['user', 'action', 'sku', 'price', 'qty', 'timestamp']) as ColumnMap;
+    const a = validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES }) as string;
+    const b = validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES }) as string;
+    expect(a).toBe(b);
+    expect(a.split('\t')[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe('mapHeader', () => {
+  it('maps names in any case, order and spacing, with aliases, and lists extra columns', () => {
+    const map = mapHeader(['Event Time', 'EVENT_ID', 'note', 'user id', 'Action', 'sku', 'Price', 'qty']);
+    expect(map).toEqual({
+      index: { event_id: 1, user_id: 3, event_type: 4, product_id: 5, price: 6, quantity: 7, event_time: 0 },
+      width: 8,
+      ignored: ['note'],
+    });
+  });
+
+  it('says what is wrong with a header that cannot be used', () => {
+    expect(mapHeader(['foo', 'bar'])).toEqual({ error: expect.stringMatching(/^the first line is not a header/) });
+    expect(mapHeader(['event_id', 'user_id', 'event_type', 'product_id', 'price'])).toEqual({
+      error: 'required columns missing from the header: quantity, event_time',
+    });
+  });
+});
