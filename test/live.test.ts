@@ -58,6 +58,6 @@ describe('continuous mode', () => {
       { name: 'drop-2.csv', status: 'loaded' },
       { name: 'drop-3.csv', status: 'loaded' },
     ]);
-    expect(Number((await db.query('SELECT count(*) AS n FROM user_activity')).rows[0].n)).toBe(3);
+    expect(Number((await db.query('SELECT count(*) AS n FROM user_activity')).rows[0]!.n)).toBe(3);
   });
 });
