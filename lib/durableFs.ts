@@ -32,11 +32,15 @@ export async function durableRename(from: string, to: string): Promise<void> {
   if (dirname(from) !== dirname(to)) await fsyncDir(dirname(from));
 }
 
-/** Replace a file atomically: temp file, fsync, rename, fsync of the directory. */
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
+/**
+ * Replace a file atomically: temp file, fsync, rename, fsync of the directory.
+ * `beforeRename` runs between the temp file and the rename (the crash tests stop there).
+ */
+export async function writeFileAtomic(path: string, content: string, beforeRename?: () => void): Promise<void> {
   const temp = `${path}.${process.pid}.tmp`;
   try {
     await writeFile(temp, content, { flush: true });
+    beforeRename?.();
     await rename(temp, path);
   } catch (err) {
     await unlink(temp).catch(() => undefined);

@@ -32,19 +32,22 @@ describe('crash recovery (SIGKILL, then restart)', () => {
 
   const points = [
     ['after-offsets', 'the batch is planned and its offsets written, nothing loaded'],
+    ['mid-copy', 'a COPY has received part of a file'],
     ['before-file-commit', 'a file is copied into the database but not committed'],
     ['after-db-commit', 'every file of the batch is committed in the database, the checkpoint commit is not written'],
+    ['mid-checkpoint-write', 'the checkpoint commit record is in its temp file, not yet renamed into place'],
   ] as const;
 
   for (const [point, meaning] of points) {
     it(`resumes exactly when killed where ${meaning} (${point})`, async () => {
-      await generate(data.dir, { files: 9, rows: 200, seed: 3 });
+      // 800 rows make more than one COPY chunk per file, so mid-copy is reached.
+      await generate(data.dir, { files: 9, rows: 800, seed: 3 });
       const args = ['--max-files-per-batch', '3'];
       const crashed = await streamAvailableNow(data.dir, db, args, { DROPSTREAM_CRASH_AT: `${point}@2` });
       expect(crashed.signal, crashed.output).toBe('SIGKILL');
 
       // Files dropped while the streamer is down are picked up too.
-      await generate(data.dir, { files: 2, rows: 200, seed: 4 });
+      await generate(data.dir, { files: 2, rows: 800, seed: 4 });
       const resumed = await streamAvailableNow(data.dir, db, args);
       expect(resumed.code, resumed.output).toBe(0);
       expect(resumed.output).toContain('resuming a batch that was not committed');

@@ -1,8 +1,9 @@
 /**
  * Fault injection for the crash tests: with DROPSTREAM_CRASH_AT=<point> (or <point>@<batch>) the
  * process kills itself with SIGKILL when it reaches that point, as a power cut would. Points:
- * after-offsets (batch planned, nothing loaded), before-file-commit (rows copied, not committed),
- * after-db-commit (every file committed, checkpoint commit not yet written).
+ * after-offsets (batch planned, nothing loaded), mid-copy (a COPY has received part of a file),
+ * before-file-commit (rows copied, not committed), after-db-commit (every file committed, the
+ * checkpoint commit not yet written), mid-checkpoint-write (commit record in its temp file, not renamed).
  */
 const target = process.env.DROPSTREAM_CRASH_AT;
 

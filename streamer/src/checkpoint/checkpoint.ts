@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../../lib/durableFs.ts';
+import { crashPoint } from '../crashPoint.ts';
 import type { PlannedBatch } from '../planner.ts';
 import type { BatchTotals } from '../sink/ledger.ts';
 
@@ -20,8 +21,11 @@ export class Checkpoint {
   private constructor(private readonly dir: string) {}
 
   static async open(dir: string): Promise<Checkpoint> {
-    await mkdir(join(dir, 'offsets'), { recursive: true });
-    await mkdir(join(dir, 'commits'), { recursive: true });
+    for (const kind of ['offsets', 'commits']) {
+      await mkdir(join(dir, kind), { recursive: true });
+      // A temp file left by a crash mid-write was never the record: the rename is.
+      for (const f of await readdir(join(dir, kind))) if (f.endsWith('.tmp')) await unlink(join(dir, kind, f));
+    }
     return new Checkpoint(dir);
   }
 
@@ -30,7 +34,9 @@ export class Checkpoint {
   }
 
   async writeCommit(batchId: number, totals: BatchTotals): Promise<void> {
-    await writeFileAtomic(this.path('commits', batchId), `${JSON.stringify({ id: batchId, committedAt: new Date().toISOString(), ...totals })}\n`);
+    await writeFileAtomic(this.path('commits', batchId), `${JSON.stringify({ id: batchId, committedAt: new Date().toISOString(), ...totals })}\n`, () =>
+      crashPoint('mid-checkpoint-write', batchId),
+    );
     await this.compact(batchId);
   }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { mapHeader, type ColumnMap } from './columns.ts';
+import { crashPoint } from '../crashPoint.ts';
 import { escapeCopy } from './copyText.ts';
 import type { RejectSpool } from './rejectSpool.ts';
 import { isBadRecord, RecordSplitter } from './splitRecords.ts';
@@ -94,6 +95,7 @@ export class FileReader {
         if (out.length >= CHUNK_CHARS) {
           yield out;
           out = '';
+          crashPoint('mid-copy', this.batchId);
         }
       }
     }
