@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
@@ -178,7 +178,7 @@ describe('runGenerator', () => {
     const written = await readInput(dataDir);
     expect([...written.keys()]).toHaveLength(3);
     // Lexical order of the names is the order they were written in.
-    expect(files.map((path) => path.slice(path.lastIndexOf('/') + 1))).toEqual([...written.keys()]);
+    expect(files.map((path) => basename(path))).toEqual([...written.keys()]);
     expect(await readdir(join(dataDir, 'temp'))).toEqual([]);
 
     const eventIds = new Set<string>();

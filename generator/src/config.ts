@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 
 export interface GeneratorConfig {
@@ -84,33 +84,33 @@ const schema = z.object({
   'data-dir': flag('--data-dir', 'a directory path', (raw) => (raw === '' ? undefined : raw)),
 });
 
-/**
- * Reads the generator's flags. Throws ConfigError on an unknown flag or a wrong value.
- * `now` is the start time of an unseeded run without --start-time.
- */
-export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, now = Date.now()): CliRequest {
-  let values;
+const OPTIONS = {
+  files: { type: 'string' },
+  rows: { type: 'string' },
+  'interval-ms': { type: 'string' },
+  seed: { type: 'string' },
+  'purchase-ratio': { type: 'string' },
+  'start-time': { type: 'string' },
+  'data-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+function readFlags(argv: string[]) {
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        files: { type: 'string' },
-        rows: { type: 'string' },
-        'interval-ms': { type: 'string' },
-        seed: { type: 'string' },
-        'purchase-ratio': { type: 'string' },
-        'start-time': { type: 'string' },
-        'data-dir': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
+    return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }).values;
   } catch (err) {
     // parseArgs explains some mistakes over several lines; the first one names the flag.
     const message = err instanceof Error ? (err.message.split('\n')[0] ?? err.message) : String(err);
     throw new ConfigError(message);
   }
+}
+
+/**
+ * Reads the generator's flags. Throws ConfigError on an unknown flag or a wrong value.
+ * `now` is the start time of an unseeded run without --start-time.
+ */
+export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, now = Date.now()): CliRequest {
+  const values = readFlags(argv);
   if (values.help) return { help: true };
 
   // The flag wins over the environment; an empty variable counts as unset.
