@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import bytes from 'bytes';
 import { z } from 'zod';
+import type { CleanSource } from './source/retireFile.ts';
 
 /** Every setting of the streamer: flag, environment variable, default, and what a wrong value means. */
 const SETTINGS = {
@@ -13,9 +14,13 @@ const SETTINGS = {
   'file-stable-ms': { env: 'DROPSTREAM_FILE_STABLE_MS', default: '500', help: 'a file is read only once its size and mtime have not changed for this long' },
   poll: { env: 'DROPSTREAM_POLL', default: 'false', help: 'watch by polling (Docker bind mounts, network filesystems)' },
   'available-now': { env: 'DROPSTREAM_AVAILABLE_NOW', default: 'false', help: 'process the files present at start, then exit' },
+  'clean-source': { env: 'DROPSTREAM_CLEAN_SOURCE', default: 'off', help: 'after its batch commits, a file is left (off), moved to <data-dir>/archive (archive) or deleted (delete)' },
+  'copy-stall-timeout-ms': { env: 'DROPSTREAM_COPY_STALL_TIMEOUT_MS', default: '60000', help: 'a COPY that makes no progress this long is cut off and retried' },
+  'rebuild-checkpoint': { env: 'DROPSTREAM_REBUILD_CHECKPOINT', default: 'false', help: 'set a damaged checkpoint aside and rebuild it from the database ledger' },
   'pg-port': { env: 'DROPSTREAM_PG_PORT', default: '54329', help: 'port of the embedded PostgreSQL (used when DATABASE_URL is not set)' },
 } as const;
 type SettingName = keyof typeof SETTINGS;
+const BOOLEAN_FLAGS: ReadonlySet<string> = new Set(['poll', 'available-now', 'rebuild-checkpoint']);
 
 const wholeNumber = (min: number) =>
   z.string().trim().regex(/^\d+$/, `must be a whole number ≥ ${min}`).transform(Number).refine((n) => n >= min, `must be ≥ ${min}`);
@@ -46,6 +51,9 @@ const schema = z.object({
   'file-stable-ms': wholeNumber(0),
   poll: boolean,
   'available-now': boolean,
+  'clean-source': z.enum(['off', 'archive', 'delete'], { error: 'must be off, archive or delete' }),
+  'copy-stall-timeout-ms': wholeNumber(1000),
+  'rebuild-checkpoint': boolean,
   'pg-port': wholeNumber(1).refine((n) => n <= 65535, 'must be ≤ 65535'),
 });
 
@@ -54,6 +62,7 @@ export interface StreamerConfig {
   inputDir: string;
   checkpointDir: string;
   quarantineDir: string;
+  archiveDir: string;
   /** Unset: the embedded PostgreSQL under dataDir is used. */
   databaseUrl: string | undefined;
   embeddedPgPort: number;
@@ -64,6 +73,9 @@ export interface StreamerConfig {
   fileStableMs: number;
   poll: boolean;
   availableNow: boolean;
+  cleanSource: CleanSource;
+  copyStallMs: number;
+  rebuildCheckpoint: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -82,7 +94,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     parsed = parseArgs({
       args: argv,
       options: Object.fromEntries(
-        Object.keys(SETTINGS).map((k) => [k, { type: k === 'poll' || k === 'available-now' ? 'boolean' : 'string' }]),
+        Object.keys(SETTINGS).map((k) => [k, { type: BOOLEAN_FLAGS.has(k) ? 'boolean' : 'string' }]),
       ) as Record<SettingName, { type: 'string' | 'boolean' }>,
       strict: true,
       allowPositionals: false,
@@ -113,6 +125,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     inputDir: `${v['data-dir']}/input`,
     checkpointDir: `${v['data-dir']}/checkpoint`,
     quarantineDir: `${v['data-dir']}/quarantine`,
+    archiveDir: `${v['data-dir']}/archive`,
     databaseUrl,
     embeddedPgPort: v['pg-port'],
     triggerIntervalMs: v['trigger-interval-ms'],
@@ -122,5 +135,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     fileStableMs: v['file-stable-ms'],
     poll: v.poll,
     availableNow: v['available-now'],
+    cleanSource: v['clean-source'],
+    copyStallMs: v['copy-stall-timeout-ms'],
+    rebuildCheckpoint: v['rebuild-checkpoint'],
   };
 }

@@ -1,18 +1,30 @@
-import { join } from 'node:path';
 import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import type pg from 'pg';
 import type { Logger } from '../../lib/log.ts';
-import { Checkpoint } from './checkpoint/checkpoint.ts';
+import { Checkpoint, CorruptCheckpointError } from './checkpoint/checkpoint.ts';
 import type { StreamerConfig } from './config.ts';
 import { crashPoint } from './crashPoint.ts';
 import { planBatch, type PlannedBatch } from './planner.ts';
 import { DEFAULT_EVENT_TYPES } from './reader/validateRow.ts';
 import { retryTransient } from './retry.ts';
-import { beginBatch, committedFilesOfBatch, finishBatch, lastBatchId, processedFiles, type FileResult } from './sink/ledger.ts';
+import {
+  beginBatch,
+  committedFilesOfBatch,
+  finishBatch,
+  isBatchFinished,
+  lastBatchId,
+  lastFinishedBatch,
+  processedFiles,
+  type BatchTotals,
+  type FileResult,
+} from './sink/ledger.ts';
 import { loadFile, type SinkContext } from './sink/loadFile.ts';
 import { FileSource } from './source/fileSource.ts';
+import { retireFile } from './source/retireFile.ts';
 
 export interface StreamerDeps {
   cfg: StreamerConfig;
@@ -28,7 +40,7 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
   const checkpoint = await Checkpoint.open(cfg.checkpointDir);
   const processed = await retry('reading the file ledger', () => processedFiles(pool));
   const source = new FileSource({ inputDir: cfg.inputDir, stableMs: cfg.fileStableMs, poll: cfg.poll, availableNow: cfg.availableNow, processed, log });
-  const sink: SinkContext = { pool, log, eventTypes: DEFAULT_EVENT_TYPES, quarantineDir: cfg.quarantineDir };
+  const sink: SinkContext = { pool, log, eventTypes: DEFAULT_EVENT_TYPES, quarantineDir: cfg.quarantineDir, copyStallMs: cfg.copyStallMs };
   const queue = new PQueue({ concurrency: cfg.fileConcurrency });
 
   const runBatch = async (batch: PlannedBatch, replay: boolean) => {
@@ -48,19 +60,27 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
     await checkpoint.writeCommit(batch.id, totals);
     const done = batch.files.filter((f) => results.get(f.name)?.status !== 'changed');
     source.settle(done, batch.files.filter((f) => !done.includes(f)).map((f) => f.name));
+    await retireAll(done.filter((f) => results.get(f.name)?.status !== 'quarantined').map((f) => f.name));
     logBatch(log, batch, [...results.values()], totals, performance.now() - started);
   };
 
-  const latest = await checkpoint.latest();
+  const retireAll = async (names: string[]) => {
+    if (cfg.cleanSource === 'off') return;
+    for (const name of names) await retireFile(join(cfg.inputDir, name), name, cfg.cleanSource, cfg.archiveDir);
+  };
+
+  // Recovery: a batch cut short by a stop or a crash runs again with exactly the same files.
+  const latest = await readLatest(checkpoint, cfg, pool, log);
   let nextId = Math.max(await retry('reading the batch ledger', () => lastBatchId(pool)), latest?.batch.id ?? 0) + 1;
   if (latest && !latest.committed) {
-    // Cut short by a stop or a crash: run it again with exactly the same files.
     log.info({ batch: latest.batch.id, files: latest.batch.files.length }, 'resuming a batch that was not committed');
     const files = latest.batch.files
       .map((f) => ({ ...f, path: join(cfg.inputDir, f.name) }))
       .filter((f) => existsSync(f.path) || (log.warn({ file: f.name }, 'a file of the resumed batch is gone'), false));
     await runBatch({ ...latest.batch, files }, true);
   }
+  // Committed files a crash left in input before --clean-source could retire them.
+  await retireAll((await readdir(cfg.inputDir).catch(() => [])).filter((name) => processed.has(name)));
 
   await source.start();
   log.info({ input: cfg.inputDir, processedBefore: processed.size, mode: cfg.availableNow ? 'available-now' : 'continuous' }, 'watching for files');
@@ -83,6 +103,30 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
   }
 }
 
+/**
+ * The newest batch in the checkpoint. A damaged record is rebuilt from the database ledger when
+ * the database shows that batch finished (nothing is lost: the ledger has every file), or when
+ * --rebuild-checkpoint says so; otherwise the streamer stops and says what to do.
+ */
+async function readLatest(checkpoint: Checkpoint, cfg: StreamerConfig, pool: pg.Pool, log: Logger) {
+  try {
+    if (!cfg.rebuildCheckpoint) return await checkpoint.latest();
+  } catch (err) {
+    if (!(err instanceof CorruptCheckpointError)) throw err;
+    if (!(await isBatchFinished(pool, err.batchId))) {
+      throw new Error(
+        `${err.message}. Batch ${err.batchId} is not finished in the database, so the checkpoint cannot be repaired by itself. ` +
+          'Run the streamer once with --rebuild-checkpoint: the damaged checkpoint is kept aside, and the files of that batch ' +
+          'that the database has not committed are picked up again as new files (nothing is lost or loaded twice).',
+      );
+    }
+    log.warn({ err: err.message }, 'damaged checkpoint record of a batch the database has finished: rebuilding the checkpoint');
+  }
+  const damaged = await checkpoint.rebuild(await lastFinishedBatch(pool));
+  log.warn({ movedTo: damaged }, 'checkpoint rebuilt from the database ledger; the old one is kept aside');
+  return checkpoint.latest();
+}
+
 /** Waits for every file of a batch, so that a retry never runs beside a load still in flight. */
 async function settleAll(work: Array<FileResult | Promise<FileResult>>): Promise<Map<string, FileResult>> {
   const settled = await Promise.allSettled(work);
@@ -91,7 +135,7 @@ async function settleAll(work: Array<FileResult | Promise<FileResult>>): Promise
   return new Map(settled.map((s) => [(s as PromiseFulfilledResult<FileResult>).value.name, (s as PromiseFulfilledResult<FileResult>).value]));
 }
 
-function logBatch(log: Logger, batch: PlannedBatch, results: FileResult[], totals: Awaited<ReturnType<typeof finishBatch>>, ms: number): void {
+function logBatch(log: Logger, batch: PlannedBatch, results: FileResult[], totals: BatchTotals, ms: number): void {
   const notLoaded = results.filter((r) => r.status !== 'loaded').map((r) => ({ file: r.name, status: r.status, reason: r.reason }));
   log.info(
     {

@@ -2,7 +2,7 @@ import { createLogger } from '../../lib/log.ts';
 import { startEmbeddedPostgres } from '../../lib/embeddedPostgres.ts';
 import { ConfigError, loadConfig, usage } from './config.ts';
 import { migrate } from './db/migrate.ts';
-import { createPool } from './db/pool.ts';
+import { createPool, withClient } from './db/pool.ts';
 import { runStreamer } from './loop.ts';
 import { retryTransient } from './retry.ts';
 
@@ -42,7 +42,7 @@ async function main(): Promise<number> {
 
   const pool = createPool(database.url, cfg.fileConcurrency, log);
   try {
-    await retryTransient(() => pool.connect().then((c) => migrate(c).finally(() => c.release())), { signal: stop.signal, log, what: 'migrating the schema' });
+    await retryTransient(() => withClient(pool, migrate), { signal: stop.signal, log, what: 'migrating the schema' });
     await runStreamer({ cfg, pool, log, signal: stop.signal });
     log.info('stopped');
     return 0;

@@ -1,26 +1,15 @@
 import { mkdtemp, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../lib/embeddedPostgres.ts';
+import { freePort } from './ownServer.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** A connection string to a server on which tests may create and drop databases. */
     adminUrl: string;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 let embedded: EmbeddedDatabase | undefined;

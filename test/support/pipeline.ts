@@ -46,11 +46,11 @@ export async function generate(dataDir: string, opts: { files: number; rows: num
 }
 
 /** Runs the streamer over what is in the input directory and waits for it to exit. */
-export async function streamAvailableNow(dataDir: string, db: TestDatabase, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+export async function streamAvailableNow(dataDir: string, db: Pick<TestDatabase, 'url'>, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return finished(startStreamer(dataDir, db, ['--available-now', ...extraArgs], env));
 }
 
-export function startStreamer(dataDir: string, db: TestDatabase, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
+export function startStreamer(dataDir: string, db: Pick<TestDatabase, 'url'>, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
   return spawnProgram('streamer/src/main.ts', ['--data-dir', dataDir, '--file-stable-ms', '0', ...args], { DATABASE_URL: db.url, ...env });
 }
 
@@ -87,7 +87,7 @@ export interface TableState {
   revenueCents: number;
 }
 
-export async function tableState(db: TestDatabase): Promise<TableState> {
+export async function tableState(db: Pick<TestDatabase, 'query'>): Promise<TableState> {
   const { rows } = await db.query<{ event_id: string }>('SELECT event_id FROM user_activity');
   const agg = await db.query<{ count: string; distinct_ids: string; revenue_cents: string | null }>(
     `SELECT count(*) AS count, count(DISTINCT event_id) AS distinct_ids,

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../../lib/durableFs.ts';
 import { crashPoint } from '../crashPoint.ts';
@@ -8,7 +8,14 @@ import type { BatchTotals } from '../sink/ledger.ts';
 /** How many batches of history the checkpoint keeps; the database's ledger keeps all of it. */
 const KEEP_BATCHES = 100;
 
-export class CorruptCheckpointError extends Error {}
+export class CorruptCheckpointError extends Error {
+  constructor(
+    message: string,
+    readonly batchId: number,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * The write-ahead log of micro-batches, one small JSON file per record:
@@ -18,7 +25,7 @@ export class CorruptCheckpointError extends Error {}
  * The database's ledger (ingest_files) stays the source of truth for which files are done.
  */
 export class Checkpoint {
-  private constructor(private readonly dir: string) {}
+  private constructor(readonly dir: string) {}
 
   static async open(dir: string): Promise<Checkpoint> {
     for (const kind of ['offsets', 'commits']) {
@@ -45,8 +52,24 @@ export class Checkpoint {
     const id = (await this.ids('offsets')).at(-1);
     if (id === undefined) return undefined;
     const batch = await this.read<PlannedBatch>('offsets', id);
+    if (batch?.id !== id || !Array.isArray(batch.files)) throw new CorruptCheckpointError(`checkpoint file ${this.path('offsets', id)} is not a batch record`, id);
     const committed = (await this.ids('commits')).includes(id);
     return { batch, committed };
+  }
+
+  /**
+   * Moves a damaged checkpoint aside (kept for inspection) and starts a new one that records
+   * `last`, the newest batch the database ledger knows, as planned and committed.
+   */
+  async rebuild(last: { batch: PlannedBatch; totals: BatchTotals } | undefined): Promise<string> {
+    const damaged = `${this.dir}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await rename(this.dir, damaged);
+    await Checkpoint.open(this.dir);
+    if (last) {
+      await this.writeOffsets(last.batch);
+      await this.writeCommit(last.batch.id, last.totals);
+    }
+    return damaged;
   }
 
   private path(kind: 'offsets' | 'commits', id: number): string {
@@ -65,7 +88,7 @@ export class Checkpoint {
     try {
       return JSON.parse(await readFile(path, 'utf8')) as T;
     } catch (err) {
-      throw new CorruptCheckpointError(`checkpoint file ${path} cannot be read: ${(err as Error).message}`);
+      throw new CorruptCheckpointError(`checkpoint file ${path} cannot be read: ${(err as Error).message}`, id);
     }
   }
 

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { PlannedBatch } from '../planner.ts';
 import type { SourceFile } from '../reader/fileReader.ts';
 
 /** What became of a file. 'changed': it changed while being read, and is left for a later batch. */
@@ -117,5 +118,39 @@ export async function finishBatch(db: Queryable, batchId: number): Promise<Batch
     rowsLoaded: Number(r.rows_loaded),
     rowsRejected: Number(r.rows_rejected),
     rowsDuplicate: Number(r.rows_duplicate),
+  };
+}
+
+export async function isBatchFinished(db: Queryable, batchId: number): Promise<boolean> {
+  const { rows } = await db.query('SELECT finished_at IS NOT NULL AS finished FROM ingest_batches WHERE id = $1', [batchId]);
+  return rows[0]?.finished === true;
+}
+
+/** The newest finished batch as the ledger knows it: what a lost checkpoint is rebuilt from. */
+export async function lastFinishedBatch(db: Queryable): Promise<{ batch: PlannedBatch; totals: BatchTotals } | undefined> {
+  const { rows } = await db.query(
+    `SELECT id, started_at, files, bytes, rows_read, rows_loaded, rows_rejected, rows_duplicate
+       FROM ingest_batches WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1`,
+  );
+  const b = rows[0];
+  if (!b) return undefined;
+  const files = await db.query<{ name: string; size: string; mtime_ms: number }>(
+    'SELECT name, size, extract(epoch FROM mtime) * 1000 AS mtime_ms FROM ingest_files WHERE batch_id = $1 ORDER BY id',
+    [b.id],
+  );
+  return {
+    batch: {
+      id: Number(b.id),
+      plannedAt: new Date(b.started_at).toISOString(),
+      files: files.rows.map((f) => ({ name: f.name, path: '', size: Number(f.size), mtimeMs: Number(f.mtime_ms) })),
+    },
+    totals: {
+      files: Number(b.files),
+      bytes: Number(b.bytes),
+      rowsRead: Number(b.rows_read),
+      rowsLoaded: Number(b.rows_loaded),
+      rowsRejected: Number(b.rows_rejected),
+      rowsDuplicate: Number(b.rows_duplicate),
+    },
   };
 }

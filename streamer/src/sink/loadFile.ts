@@ -6,6 +6,8 @@ import type { Logger } from '../../../lib/log.ts';
 import { crashPoint } from '../crashPoint.ts';
 import { FileChangedError, FileReader, FileRejectedError, type SourceFile } from '../reader/fileReader.ts';
 import { RejectSpool } from '../reader/rejectSpool.ts';
+import { withClient } from '../db/pool.ts';
+import { isTransient } from '../retry.ts';
 import { copyInto } from './copyInto.ts';
 import { emptyResult, loadedFilesOfSize, loadedFileWithFingerprint, recordFile, type FileResult } from './ledger.ts';
 import { quarantine } from './quarantine.ts';
@@ -15,6 +17,7 @@ export interface SinkContext {
   log: Logger;
   eventTypes: ReadonlySet<string>;
   quarantineDir: string;
+  copyStallMs: number;
 }
 
 const ROW_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id';
@@ -29,6 +32,12 @@ async function sha256(path: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash);
   return hash.digest('hex');
+}
+
+/** An error from PostgreSQL itself that retrying cannot fix: a constraint the data violates, a missing table… */
+function isDatabaseRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isTransient(err);
 }
 
 function isUniqueViolationOnEventId(err: unknown): boolean {
@@ -63,6 +72,10 @@ export async function loadFile(ctx: SinkContext, file: SourceFile, batchId: numb
     }
     if (err instanceof FileRejectedError) return setAside(ctx, file, err.message, batchId);
     if ((err as NodeJS.ErrnoException).code === 'EACCES') return setAside(ctx, file, 'the file cannot be read (permission denied)', batchId);
+    if (isDatabaseRefusal(err)) {
+      const e = err as pg.DatabaseError;
+      return setAside(ctx, file, `the database refused the file: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})`, batchId);
+    }
     throw err;
   }
 }
@@ -80,10 +93,10 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
       const reader = new FileReader(file, batchId, ctx.eventTypes, rejects);
       let rowsLoaded: number;
       if (mode === 'direct') {
-        rowsLoaded = await copyInto(client, COPY_ROWS, reader.copyText());
+        rowsLoaded = await copyInto(client, COPY_ROWS, reader.copyText(), ctx.copyStallMs);
       } else {
         await client.query(CREATE_STAGE);
-        await copyInto(client, COPY_STAGE, reader.copyText());
+        await copyInto(client, COPY_STAGE, reader.copyText(), ctx.copyStallMs);
         rowsLoaded = (await client.query(MERGE_STAGE)).rowCount ?? 0;
       }
       const counts = reader.counts;
@@ -91,7 +104,7 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
         await client.query('ROLLBACK');
         return { kind: 'empty', fingerprint: counts.fingerprint };
       }
-      if (rejects.count > 0) await copyInto(client, COPY_REJECTS, await rejects.stream());
+      if (rejects.count > 0) await copyInto(client, COPY_REJECTS, await rejects.stream(), ctx.copyStallMs);
       if (counts.ignoredColumns.length > 0) ctx.log.warn({ file: file.name, columns: counts.ignoredColumns }, 'columns not used by dropstream are ignored');
 
       const result: FileResult = {
@@ -126,19 +139,6 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
       if (twin) return recordDuplicate(ctx, file, outcome.fingerprint, twin, batchId);
       return emptyResult(file, 'duplicate', 'already processed by another streamer');
     }
-  }
-}
-
-/** Runs `work` on a pooled connection; a connection that saw an error is destroyed, never reused. */
-async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    const value = await work(client);
-    client.release();
-    return value;
-  } catch (err) {
-    client.release(err as Error);
-    throw err;
   }
 }
 

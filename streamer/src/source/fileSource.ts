@@ -51,7 +51,7 @@ export class FileSource {
     });
     this.watcher.on('add', (path) => this.offer(this.nameOf(path)));
     this.watcher.on('change', (path) => this.onChange(this.nameOf(path)));
-    this.watcher.on('unlink', (path) => this.pending.delete(this.nameOf(path)));
+    this.watcher.on('unlink', (path) => this.onUnlink(this.nameOf(path)));
     this.watcher.on('error', (err) => this.opts.log.error({ err }, 'watching the input directory failed'));
     await once(this.watcher, 'ready');
   }
@@ -142,6 +142,11 @@ export class FileSource {
     if (!acceptsName(name) || this.opts.processed.has(name) || this.pending.has(name)) return;
     this.pending.set(name, undefined);
     this.changes.emit('change');
+  }
+
+  private onUnlink(name: string): void {
+    this.pending.delete(name);
+    if (this.opts.processed.has(name)) this.opts.log.debug({ file: name }, 'a processed file was removed from input');
   }
 
   private onChange(name: string): void {
