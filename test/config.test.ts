@@ -28,6 +28,19 @@ describe('streamer configuration', () => {
     expect(attempt).toThrow(/--poll \(DROPSTREAM_POLL\) must be true or false, got 'maybe'/);
   });
 
+  it('reads the row rules: event types, column aliases, default time zone', () => {
+    const cfg = loadConfig(['--event-types', ' View, purchase ,add_to_cart', '--column-aliases', 'event_time=when, at; user_id=shopper', '--default-time-zone', 'Europe/Paris'], {});
+    expect([...cfg.rules.eventTypes]).toEqual(['view', 'purchase', 'add_to_cart']);
+    expect(cfg.rules.aliases.event_time).toEqual(expect.arrayContaining(['timestamp', 'when', 'at']));
+    expect(cfg.rules.aliases.user_id).toContain('shopper');
+    expect(cfg.rules).toMatchObject({ namedTimeZone: 'Europe/Paris', defaultOffset: undefined });
+    expect(loadConfig(['--default-time-zone', '+02:00'], {}).rules).toMatchObject({ defaultOffset: '+02:00', namedTimeZone: undefined });
+    expect(loadConfig([], {}).rules).toMatchObject({ defaultOffset: '+00:00', namedTimeZone: undefined });
+    expect(() => loadConfig(['--column-aliases', 'when=event_time'], {})).toThrow(/--column-aliases .* names an unknown column 'when'/);
+    expect(() => loadConfig(['--default-time-zone', 'Mars/Olympus'], {})).toThrow(/--default-time-zone .* must be UTC, an IANA time zone/);
+    expect(() => loadConfig(['--clean-source', 'shred'], {})).toThrow(/--clean-source .* must be off, archive or delete, got 'shred'/);
+  });
+
   it('rejects unknown flags and a DATABASE_URL that is not PostgreSQL', () => {
     expect(() => loadConfig(['--trigger', '1'], {})).toThrow(/Unknown option '--trigger'/);
     expect(() => loadConfig([], { DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL must start with postgres/);

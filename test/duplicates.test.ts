@@ -59,6 +59,26 @@ describe('exactly once across files', () => {
     expect(four.rows).toEqual([{ source_file: 'b.csv', source_line: '3' }]);
   });
 
+  it('the same event_id with different content: the first stays, the later one is rejected saying so', async () => {
+    const changed = (i: number) => `${id(i)},user_${i},purchase,SKU-${i},3.00,1,2026-05-01T10:00:00Z\n`;
+    await writeFile(join(data.input, 'a.csv'), HEADER + row(1) + row(2));
+    expect((await streamAvailableNow(data.dir, db)).code).toBe(0);
+    // b.csv: 1 again as it was (duplicate), 2 changed (rejected), 3 new, then 3 changed within the file.
+    await writeFile(join(data.input, 'b.csv'), HEADER + row(1) + changed(2) + row(3) + changed(3));
+    const run = await streamAvailableNow(data.dir, db);
+    expect(run.code, run.output).toBe(0);
+
+    const { rows } = await db.query('SELECT rows_read, rows_loaded, rows_rejected, rows_duplicate FROM ingest_files WHERE name = $1', ['b.csv']);
+    expect(rows).toEqual([{ rows_read: '4', rows_loaded: '1', rows_rejected: '2', rows_duplicate: '1' }]);
+    const rejects = await db.query('SELECT source_line, raw, reason FROM user_activity_rejects ORDER BY source_line');
+    expect(rejects.rows).toEqual([
+      { source_line: '3', raw: changed(2).trimEnd(), reason: `event_id ${id(2)} was already loaded with different content (from a.csv line 3)` },
+      { source_line: '5', raw: changed(3).trimEnd(), reason: `event_id ${id(3)} was already loaded with different content (from b.csv line 4)` },
+    ]);
+    const kept = await db.query('SELECT event_type FROM user_activity WHERE event_id = $1', [id(2)]);
+    expect(kept.rows).toEqual([{ event_type: 'view' }]);
+  });
+
   it('two identical files in the same batch: one is loaded, the other recorded as its duplicate', async () => {
     await writeFile(join(data.input, 'one.csv'), HEADER + row(7) + row(8));
     await writeFile(join(data.input, 'two.csv'), HEADER + row(7) + row(8));

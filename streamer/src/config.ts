@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import bytes from 'bytes';
 import { z } from 'zod';
+import { COLUMNS, DEFAULT_ALIASES, type Column } from './reader/columns.ts';
+import type { ReadRules } from './reader/fileReader.ts';
 import type { CleanSource } from './source/retireFile.ts';
 
 /** Every setting of the streamer: flag, environment variable, default, and what a wrong value means. */
@@ -17,10 +19,14 @@ const SETTINGS = {
   'clean-source': { env: 'DROPSTREAM_CLEAN_SOURCE', default: 'off', help: 'after its batch commits, a file is left (off), moved to <data-dir>/archive (archive) or deleted (delete)' },
   'copy-stall-timeout-ms': { env: 'DROPSTREAM_COPY_STALL_TIMEOUT_MS', default: '60000', help: 'a COPY that makes no progress this long is cut off and retried' },
   'rebuild-checkpoint': { env: 'DROPSTREAM_REBUILD_CHECKPOINT', default: 'false', help: 'set a damaged checkpoint aside and rebuild it from the database ledger' },
+  recursive: { env: 'DROPSTREAM_RECURSIVE', default: 'false', help: 'also read files in subdirectories of input (named by their relative path)' },
+  'event-types': { env: 'DROPSTREAM_EVENT_TYPES', default: 'view,purchase', help: 'allowed event_type values, comma-separated (compared lower-cased)' },
+  'column-aliases': { env: 'DROPSTREAM_COLUMN_ALIASES', default: '', help: "more header names per column, e.g. 'event_time=when,at;user_id=shopper'" },
+  'default-time-zone': { env: 'DROPSTREAM_DEFAULT_TIME_ZONE', default: 'UTC', help: 'zone of timestamps written without one: UTC, an IANA name (Europe/Paris) or an offset (+02:00)' },
   'pg-port': { env: 'DROPSTREAM_PG_PORT', default: '54329', help: 'port of the embedded PostgreSQL (used when DATABASE_URL is not set)' },
 } as const;
 type SettingName = keyof typeof SETTINGS;
-const BOOLEAN_FLAGS: ReadonlySet<string> = new Set(['poll', 'available-now', 'rebuild-checkpoint']);
+const BOOLEAN_FLAGS: ReadonlySet<string> = new Set(['poll', 'available-now', 'rebuild-checkpoint', 'recursive']);
 
 const wholeNumber = (min: number) =>
   z.string().trim().regex(/^\d+$/, `must be a whole number ≥ ${min}`).transform(Number).refine((n) => n >= min, `must be ≥ ${min}`);
@@ -55,7 +61,45 @@ const schema = z.object({
   'copy-stall-timeout-ms': wholeNumber(1000),
   'rebuild-checkpoint': boolean,
   'pg-port': wholeNumber(1).refine((n) => n <= 65535, 'must be ≤ 65535'),
+  recursive: boolean,
+  'event-types': z
+    .string()
+    .transform((v) => v.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
+    .refine((types) => types.length > 0 && types.every((t) => !/[\t\n\r\\]/.test(t)), 'must list one or more event types, e.g. view,purchase'),
+  'column-aliases': z.string().transform((v, ctx) => {
+    const aliases = parseAliases(v);
+    if (typeof aliases === 'string') {
+      ctx.addIssue({ code: 'custom', message: aliases });
+      return z.NEVER;
+    }
+    return aliases;
+  }),
+  'default-time-zone': z.string().trim().refine(isTimeZone, 'must be UTC, an IANA time zone such as Europe/Paris, or an offset such as +02:00'),
 });
+
+const OFFSET = /^[+-](0\d|1[0-4]):?[0-5]\d$/;
+
+function isTimeZone(zone: string): boolean {
+  if (OFFSET.test(zone)) return true;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** 'event_time=when,at;user_id=shopper' → each column's extra names, or what is wrong with it. */
+function parseAliases(text: string): Record<Column, string[]> | string {
+  const aliases = Object.fromEntries(COLUMNS.map((c) => [c, [...DEFAULT_ALIASES[c]]])) as Record<Column, string[]>;
+  for (const part of text.split(';').map((p) => p.trim()).filter(Boolean)) {
+    const [column, names] = part.split('=').map((x) => x.trim());
+    if (!COLUMNS.includes(column as Column)) return `names an unknown column '${column}' (columns: ${COLUMNS.join(', ')})`;
+    if (!names) return `gives no names for ${column} (write ${column}=name1,name2)`;
+    aliases[column as Column].push(...names.split(',').map((n) => n.trim()).filter(Boolean));
+  }
+  return aliases;
+}
 
 export interface StreamerConfig {
   dataDir: string;
@@ -76,6 +120,9 @@ export interface StreamerConfig {
   cleanSource: CleanSource;
   copyStallMs: number;
   rebuildCheckpoint: boolean;
+  recursive: boolean;
+  /** How rows are read: allowed event types, header aliases, default time zone. */
+  rules: ReadRules;
 }
 
 export class ConfigError extends Error {}
@@ -138,5 +185,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     cleanSource: v['clean-source'],
     copyStallMs: v['copy-stall-timeout-ms'],
     rebuildCheckpoint: v['rebuild-checkpoint'],
+    recursive: v.recursive,
+    rules: {
+      eventTypes: new Set(v['event-types']),
+      aliases: v['column-aliases'],
+      ...timeZoneRule(v['default-time-zone']),
+    },
   };
+}
+
+/** An offset (and UTC) is written into each timestamp; a named zone is left to PostgreSQL, which knows its daylight saving. */
+function timeZoneRule(zone: string): Pick<ReadRules, 'defaultOffset' | 'namedTimeZone'> {
+  if (zone.toUpperCase() === 'UTC' || zone === 'Etc/UTC') return { defaultOffset: '+00:00', namedTimeZone: undefined };
+  if (OFFSET.test(zone)) return { defaultOffset: zone, namedTimeZone: undefined };
+  return { defaultOffset: undefined, namedTimeZone: zone };
 }

@@ -9,7 +9,6 @@ import { Checkpoint, CorruptCheckpointError } from './checkpoint/checkpoint.ts';
 import type { StreamerConfig } from './config.ts';
 import { crashPoint } from './crashPoint.ts';
 import { planBatch, type PlannedBatch } from './planner.ts';
-import { DEFAULT_EVENT_TYPES } from './reader/validateRow.ts';
 import { retryTransient } from './retry.ts';
 import {
   beginBatch,
@@ -39,8 +38,8 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
   const retry = <T>(what: string, work: () => Promise<T>) => retryTransient(work, { signal, log, what });
   const checkpoint = await Checkpoint.open(cfg.checkpointDir);
   const processed = await retry('reading the file ledger', () => processedFiles(pool));
-  const source = new FileSource({ inputDir: cfg.inputDir, stableMs: cfg.fileStableMs, poll: cfg.poll, availableNow: cfg.availableNow, processed, log });
-  const sink: SinkContext = { pool, log, eventTypes: DEFAULT_EVENT_TYPES, quarantineDir: cfg.quarantineDir, copyStallMs: cfg.copyStallMs };
+  const source = new FileSource({ inputDir: cfg.inputDir, stableMs: cfg.fileStableMs, poll: cfg.poll, recursive: cfg.recursive, availableNow: cfg.availableNow, processed, log });
+  const sink: SinkContext = { pool, log, rules: cfg.rules, quarantineDir: cfg.quarantineDir, copyStallMs: cfg.copyStallMs };
   const queue = new PQueue({ concurrency: cfg.fileConcurrency });
 
   const runBatch = async (batch: PlannedBatch, replay: boolean) => {
@@ -80,7 +79,7 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
     await runBatch({ ...latest.batch, files }, true);
   }
   // Committed files a crash left in input before --clean-source could retire them.
-  await retireAll((await readdir(cfg.inputDir).catch(() => [])).filter((name) => processed.has(name)));
+  await retireAll((await readdir(cfg.inputDir, { recursive: cfg.recursive }).catch(() => [])).filter((name) => processed.has(name)));
 
   await source.start();
   log.info({ input: cfg.inputDir, processedBefore: processed.size, mode: cfg.availableNow ? 'available-now' : 'continuous' }, 'watching for files');

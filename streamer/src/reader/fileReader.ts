@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { mapHeader, type ColumnMap } from './columns.ts';
+import { mapHeader, type Column, type ColumnMap } from './columns.ts';
 import { crashPoint } from '../crashPoint.ts';
 import { escapeCopy } from './copyText.ts';
 import type { RejectSpool } from './rejectSpool.ts';
@@ -30,6 +30,16 @@ export interface ReadCounts {
   empty: boolean;
 }
 
+/** How rows are read; set by configuration. */
+export interface ReadRules {
+  eventTypes: ReadonlySet<string>;
+  aliases: Record<Column, readonly string[]>;
+  /** Offset for timestamps without a zone (UTC: +00:00), or undefined when a named zone is used. */
+  defaultOffset: string | undefined;
+  /** A named zone (Europe/Paris) for timestamps without one: the loading session's TimeZone. */
+  namedTimeZone: string | undefined;
+}
+
 /** The whole file cannot be loaded (no usable header, …): it is set aside with this reason. */
 export class FileRejectedError extends Error {}
 
@@ -45,11 +55,13 @@ const CHUNK_CHARS = 1 << 16;
 export class FileReader {
   readonly counts: ReadCounts = { bytes: 0, rowsRead: 0, rowsValid: 0, rowsRejected: 0, fingerprint: '', ignoredColumns: [], empty: false };
 
+  /** `withRaw`: each row also carries its original text (for the staging table, to reject it later). */
   constructor(
     private readonly file: SourceFile,
     private readonly batchId: number,
-    private readonly eventTypes: ReadonlySet<string>,
+    private readonly rules: ReadRules,
     private readonly rejects: RejectSpool,
+    private readonly withRaw = false,
   ) {}
 
   async *copyText(): AsyncGenerator<string> {
@@ -57,6 +69,7 @@ export class FileReader {
     const splitter = new RecordSplitter();
     const fileColumn = `\t${escapeCopy(this.file.name)}\t`;
     const batchColumn = `\t${this.batchId}\n`;
+    const rowEnd = this.withRaw ? `\t${this.batchId}\t` : batchColumn;
     let map: ColumnMap | undefined;
     let out = '';
 
@@ -68,6 +81,9 @@ export class FileReader {
     for await (const chunk of chunks()) {
       let items;
       if (chunk) {
+        if (this.counts.bytes === 0 && chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff))) {
+          throw new FileRejectedError('the file is encoded as UTF-16, not UTF-8');
+        }
         hash.update(chunk);
         this.counts.bytes += chunk.length;
         items = splitter.push(chunk);
@@ -77,21 +93,24 @@ export class FileReader {
       for (const item of items) {
         if (map === undefined) {
           if (isBadRecord(item)) throw new FileRejectedError(`the header (line ${item.line}) ${item.reason.replace(/^line /, '')}`);
-          const mapped = mapHeader(item.fields);
+          const mapped = mapHeader(item.fields, this.rules.aliases);
           if ('error' in mapped) throw new FileRejectedError(mapped.error);
           map = mapped;
           this.counts.ignoredColumns = mapped.ignored;
           continue;
         }
         this.counts.rowsRead++;
-        const row = isBadRecord(item) ? new RowRejection(item.reason) : validateRow(item.fields, { map, eventTypes: this.eventTypes });
+        const row = isBadRecord(item)
+          ? new RowRejection(item.reason)
+          : validateRow(item.fields, { map, eventTypes: this.rules.eventTypes, defaultOffset: this.rules.defaultOffset });
         if (row instanceof RowRejection) {
           this.counts.rowsRejected++;
           await this.rejects.add(`${fileColumn.slice(1)}${item.line}\t${escapeCopy(item.raw)}\t${escapeCopy(row.reason)}${batchColumn}`);
           continue;
         }
         this.counts.rowsValid++;
-        out += row + fileColumn + item.line + batchColumn;
+        out += row + fileColumn + item.line + rowEnd;
+        if (this.withRaw) out += `${escapeCopy(item.raw)}\n`;
         if (out.length >= CHUNK_CHARS) {
           yield out;
           out = '';

@@ -7,10 +7,11 @@ function daysInMonth(year: number, month: number): number {
 
 /**
  * Validates an ISO-8601 timestamp (`T` or space, optional seconds and fraction, `Z` or an offset)
- * and returns it in a form PostgreSQL reads unambiguously; a timestamp without a zone is read in
- * `defaultZone`. Returns undefined for anything else, including dates that do not exist.
+ * and returns it in a form PostgreSQL reads unambiguously. A timestamp without a zone gets
+ * `defaultOffset`; without one, it is left zone-less for the session's TimeZone. Returns undefined
+ * for anything else, including dates that do not exist.
  */
-export function parseTimestamp(text: string, defaultZone = '+00:00'): string | undefined {
+export function parseTimestamp(text: string, defaultOffset: string | undefined = '+00:00'): string | undefined {
   const m = PATTERN.exec(text);
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s = '00', fraction = '', zone] = m as unknown as string[];
@@ -18,5 +19,5 @@ export function parseTimestamp(text: string, defaultZone = '+00:00'): string | u
   if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
   if (+h! > 23 || +mi! > 59 || +s > 59) return undefined;
   if (zone && zone.length > 1 && (+zone.slice(1, 3) > 15 || +zone.slice(-2) > 59)) return undefined;
-  return `${y}-${mo}-${d}T${h}:${mi}:${s}${fraction}${zone ? zone.toUpperCase() : defaultZone}`;
+  return `${y}-${mo}-${d}T${h}:${mi}:${s}${fraction}${zone ? zone.toUpperCase() : (defaultOffset ?? '')}`;
 }

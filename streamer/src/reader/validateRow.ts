@@ -19,6 +19,8 @@ export class RowRejection {
 export interface RowRules {
   map: ColumnMap;
   eventTypes: ReadonlySet<string>;
+  /** Offset given to timestamps without a zone; undefined leaves them to the session's TimeZone. */
+  defaultOffset?: string;
 }
 
 function field(fields: string[], index: number): string {
@@ -60,7 +62,7 @@ export function validateRow(fields: string[], rules: RowRules): string | RowReje
 
   const time = field(fields, index.event_time);
   if (!time) return new RowRejection('event_time is empty');
-  const eventTime = parseTimestamp(time);
+  const eventTime = parseTimestamp(time, 'defaultOffset' in rules ? rules.defaultOffset : '+00:00');
   if (eventTime === undefined) return new RowRejection(`event_time '${time}' is not a valid ISO-8601 timestamp`);
 
   let eventId: string;

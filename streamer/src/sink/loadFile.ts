@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import type { Logger } from '../../../lib/log.ts';
 import { crashPoint } from '../crashPoint.ts';
-import { FileChangedError, FileReader, FileRejectedError, type SourceFile } from '../reader/fileReader.ts';
+import { FileChangedError, FileReader, FileRejectedError, type ReadRules, type SourceFile } from '../reader/fileReader.ts';
 import { RejectSpool } from '../reader/rejectSpool.ts';
 import { withClient } from '../db/pool.ts';
 import { isTransient } from '../retry.ts';
@@ -15,18 +15,28 @@ import { quarantine } from './quarantine.ts';
 export interface SinkContext {
   pool: pg.Pool;
   log: Logger;
-  eventTypes: ReadonlySet<string>;
+  rules: ReadRules;
   quarantineDir: string;
   copyStallMs: number;
 }
 
 const ROW_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id';
 const COPY_ROWS = `COPY user_activity (${ROW_COLUMNS}) FROM STDIN`;
-const COPY_STAGE = `COPY dropstream_stage (${ROW_COLUMNS}) FROM STDIN`;
+const COPY_STAGE = `COPY dropstream_stage (${ROW_COLUMNS}, raw) FROM STDIN`;
 const COPY_REJECTS = 'COPY user_activity_rejects (source_file, source_line, raw, reason, batch_id) FROM STDIN';
-// Rows of a file that repeats event ids land here first and are merged with ON CONFLICT DO NOTHING.
-const CREATE_STAGE = 'CREATE TEMP TABLE IF NOT EXISTS dropstream_stage (LIKE user_activity INCLUDING DEFAULTS) ON COMMIT DELETE ROWS';
+// Rows of a file that repeats event ids land here first. The first occurrence of an id is stored;
+// a later one with the same content counts as a duplicate, with other content it is rejected.
+const CREATE_STAGE = 'CREATE TEMP TABLE IF NOT EXISTS dropstream_stage (LIKE user_activity INCLUDING DEFAULTS, raw text) ON COMMIT DELETE ROWS';
 const MERGE_STAGE = `INSERT INTO user_activity (${ROW_COLUMNS}) SELECT ${ROW_COLUMNS} FROM dropstream_stage ORDER BY source_line ON CONFLICT (event_id) DO NOTHING`;
+const REJECT_CONFLICTS = `
+  INSERT INTO user_activity_rejects (source_file, source_line, raw, reason, batch_id)
+  SELECT s.source_file, s.source_line, s.raw,
+         format('event_id %s was already loaded with different content (from %s line %s)', s.event_id, u.source_file, u.source_line),
+         s.batch_id
+    FROM dropstream_stage s JOIN user_activity u USING (event_id)
+   WHERE (u.source_file, u.source_line, u.batch_id) IS DISTINCT FROM (s.source_file, s.source_line, s.batch_id)
+     AND (u.user_id, u.event_type, u.product_id, u.price, u.quantity, u.event_time)
+         IS DISTINCT FROM (s.user_id, s.event_type, s.product_id, s.price, s.quantity, s.event_time)`;
 
 async function sha256(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -90,14 +100,18 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
     const rejects = new RejectSpool();
     try {
       await client.query('BEGIN');
-      const reader = new FileReader(file, batchId, ctx.eventTypes, rejects);
+      // Timestamps without a zone are read in this zone by PostgreSQL, which knows its daylight saving.
+      if (ctx.rules.namedTimeZone) await client.query(`SELECT set_config('TimeZone', $1, true)`, [ctx.rules.namedTimeZone]);
+      const reader = new FileReader(file, batchId, ctx.rules, rejects, mode === 'staged');
       let rowsLoaded: number;
+      let conflicting = 0;
       if (mode === 'direct') {
         rowsLoaded = await copyInto(client, COPY_ROWS, reader.copyText(), ctx.copyStallMs);
       } else {
         await client.query(CREATE_STAGE);
         await copyInto(client, COPY_STAGE, reader.copyText(), ctx.copyStallMs);
         rowsLoaded = (await client.query(MERGE_STAGE)).rowCount ?? 0;
+        conflicting = (await client.query(REJECT_CONFLICTS)).rowCount ?? 0;
       }
       const counts = reader.counts;
       if (counts.empty) {
@@ -113,8 +127,8 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
         bytes: counts.bytes,
         rowsRead: counts.rowsRead,
         rowsLoaded,
-        rowsRejected: counts.rowsRejected,
-        rowsDuplicate: counts.rowsValid - rowsLoaded,
+        rowsRejected: counts.rowsRejected + conflicting,
+        rowsDuplicate: counts.rowsValid - rowsLoaded - conflicting,
       };
       if (!(await recordFile(client, file, counts.fingerprint, result, batchId))) {
         await client.query('ROLLBACK');

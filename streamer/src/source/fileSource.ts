@@ -11,12 +11,16 @@ export interface SourceOptions {
   /** A file is ready once its size and mtime have stayed the same for this long. */
   stableMs: number;
   poll: boolean;
+  /** Also files in subdirectories, named by their path relative to the input directory. */
+  recursive: boolean;
   /** Only the files present at start (no watching). */
   availableNow: boolean;
   /** Names already processed, with the size they had then. */
   processed: Map<string, { size: number; mtimeMs: number }>;
   log: Logger;
 }
+
+const EMPTY_FILE_STABLE_MS = 2000;
 
 interface Observation {
   size: number;
@@ -40,10 +44,10 @@ export class FileSource {
 
   async start(): Promise<void> {
     await mkdir(this.opts.inputDir, { recursive: true });
-    for (const name of await readdir(this.opts.inputDir)) this.offer(name);
+    for (const name of await readdir(this.opts.inputDir, { recursive: this.opts.recursive })) this.offer(name);
     if (this.opts.availableNow) return;
     this.watcher = watch(this.opts.inputDir, {
-      depth: 0,
+      depth: this.opts.recursive ? undefined : 0,
       ignoreInitial: true,
       usePolling: this.opts.poll,
       interval: 250,
@@ -104,11 +108,13 @@ export class FileSource {
         this.pending.delete(name);
         continue;
       }
+      // An empty file is most often one whose writer has not started yet: give it longer.
+      const stableMs = stats.size === 0 ? Math.max(this.opts.stableMs, EMPTY_FILE_STABLE_MS) : this.opts.stableMs;
       if (!seen || seen.size !== stats.size || seen.mtimeMs !== stats.mtimeMs) {
         // A file written before we saw it has been stable since its mtime (if that is not in the future).
         this.pending.set(name, { size: stats.size, mtimeMs: stats.mtimeMs, since: seen ? now : Math.min(now, stats.mtimeMs) });
-        if (seen || now - Math.min(now, stats.mtimeMs) < this.opts.stableMs) continue;
-      } else if (now - seen.since < this.opts.stableMs) {
+        if (seen || now - Math.min(now, stats.mtimeMs) < stableMs) continue;
+      } else if (now - seen.since < stableMs) {
         continue;
       }
       ready.push({ name, path, size: stats.size, mtimeMs: stats.mtimeMs });
