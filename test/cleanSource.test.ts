@@ -46,7 +46,7 @@ describe('--clean-source and processed files', () => {
     await generate(data.dir, { files: 2, rows: 50, seed: 53 });
     const [first, second] = (await readdir(data.input)).sort();
     const streamer = startStreamer(data.dir, db, ['--trigger-interval-ms', '200']);
-    while ((await tableState(db).catch(() => ({ count: 0 }))).count < 100) await sleep(100);
+    while (!streamer.output().includes('"batch":1,')) await sleep(100);
     await appendFile(join(data.input, first!), '00000000-0000-4000-8000-000000000001,u,view,p,1.00,1,2026-01-01T00:00:00Z\n');
     await unlink(join(data.input, second!));
     await sleep(1500);

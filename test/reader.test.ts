@@ -1,18 +1,28 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { CopyBuffer } from '../streamer/src/reader/copyBuffer.ts';
+import { FastRows } from '../streamer/src/reader/fastRow.ts';
 import { mapHeader, type ColumnMap } from '../streamer/src/reader/columns.ts';
 import { parseTimestamp } from '../streamer/src/reader/parseTimestamp.ts';
-import { isBadRecord, RecordSplitter, type SplitItem } from '../streamer/src/reader/splitRecords.ts';
+import { LineSplitter } from '../streamer/src/reader/lineSplitter.ts';
+import { isBadRecord, lineFault, RecordAssembler, type SplitItem } from '../streamer/src/reader/recordAssembler.ts';
 import { DEFAULT_EVENT_TYPES, RowRejection, validateRow } from '../streamer/src/reader/validateRow.ts';
 
+/** Lines, then records, as the file reader's full path sees them. */
 function split(input: Buffer | string, chunkSize = 5): SplitItem[] {
   const bytes = Buffer.isBuffer(input) ? input : Buffer.from(input);
-  const splitter = new RecordSplitter();
+  const lines = new LineSplitter();
+  const records = new RecordAssembler();
   const items: SplitItem[] = [];
-  for (let i = 0; i < bytes.length; i += chunkSize) items.push(...splitter.push(bytes.subarray(i, i + chunkSize)));
-  return [...items, ...splitter.end()];
+  const onLine = (buf: Buffer, start: number, end: number, line: number, tooLong: boolean) =>
+    records.line(buf.toString('utf8', start, end), line, lineFault(buf, start, end, tooLong), items);
+  for (let i = 0; i < bytes.length; i += chunkSize) lines.push(bytes.subarray(i, i + chunkSize), onLine);
+  lines.end(onLine);
+  records.end(items);
+  return items;
 }
 
-describe('RecordSplitter', () => {
+describe('LineSplitter and RecordAssembler', () => {
   it('gives each record the physical line it starts on, across chunk boundaries, CRLF, BOM and blank lines', () => {
     const items = split('\ufeffa,b,c\r\n1,2,3\r\n\r\n  \n"x\r\ny",5,6\r\n7,8,9');
     expect(items).toEqual([
@@ -129,5 +139,59 @@ describe('mapHeader', () => {
     expect(mapHeader(['event_id', 'user_id', 'event_type', 'product_id', 'price'])).toEqual({
       error: 'required columns missing from the header: quantity, event_time',
     });
+  });
+});
+
+describe('FastRows (the byte-level path) agrees with the full validator', () => {
+  const header = ['event_id', 'user_id', 'event_type', 'product_id', 'price', 'quantity', 'event_time'];
+  const suffix = '\tf.csv\t';
+  const pick = <T>(...xs: T[]) => fc.constantFrom(...xs);
+  // Mostly good values, often near the edges of what either path accepts.
+  const mostly = <T>(good: fc.Arbitrary<T>, edge: fc.Arbitrary<T>) => fc.oneof({ arbitrary: good, weight: 6 }, { arbitrary: edge, weight: 1 });
+  const field = {
+    event_id: mostly(fc.uuid().map((u) => u.toLowerCase()), fc.oneof(fc.uuid().map((u) => u.toUpperCase()), pick('', 'x', ' 0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b'))),
+    text: mostly(fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/), pick('', ' padded ', 'é', 'a"b', 'a\\b', 'tab\there')),
+    event_type: mostly(pick('view', 'purchase'), pick('View', ' view', 'click', '')),
+    price: mostly(fc.stringMatching(/^[0-9]{1,10}(\.[0-9]{1,3})?$/), fc.oneof(fc.stringMatching(/^[0-9]{11,12}(\.[0-9]{0,2})?$/), pick('NaN', '-1', '1e5', '.5', '1.', '00000000001.5'))),
+    quantity: mostly(fc.integer({ min: 1, max: 2147483647 }).map(String), fc.oneof(fc.stringMatching(/^[+-]?[0-9]{1,11}$/), pick('0', '01', '2147483648'))),
+    event_time: mostly(
+      fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+      fc.stringMatching(/^20[0-9]{2}-[01][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-5][0-9](:[0-6][0-9](\.[0-9]{1,10})?)?(Z|z|[+-][01][0-9](:?[0-9]{2})?)?$/),
+    ),
+  };
+  const row = fc.tuple(field.event_id, field.text, field.event_type, field.text, field.price, field.quantity, field.event_time);
+
+  it('every line the fast path takes comes out byte for byte as the validator writes it', () => {
+    const map = mapHeader(header) as ColumnMap;
+    const fast = new FastRows(map, DEFAULT_EVENT_TYPES, Buffer.from(suffix), Buffer.from('\t9\n'));
+    let taken = 0;
+    fc.assert(
+      fc.property(row, fc.boolean(), (fields, extraComma) => {
+        const line = fields.join(',') + (extraComma ? ',' : '');
+        const out = new CopyBuffer();
+        const bytes = Buffer.from(`x${line}y`);
+        if (!fast.write(bytes, 1, bytes.length - 1, 42, out)) return;
+        taken++;
+        const slow = validateRow(line.split(','), { map, eventTypes: DEFAULT_EVENT_TYPES });
+        expect(typeof slow).toBe('string');
+        expect(out.take().toString()).toBe(`${slow as string}${suffix}42\t9\n`);
+      }),
+      { numRuns: 3000 },
+    );
+    expect(taken).toBeGreaterThan(100);
+  });
+
+  it('takes the generator\'s rows, in any column order', () => {
+    const line = '0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b,user_0042,purchase,SKU-1042,19.99,2,2026-11-21T10:15:30.123Z';
+    const reordered = ['event_time', 'price', 'event_id', 'quantity', 'user_id', 'product_id', 'event_type', 'note'];
+    const values = line.split(',');
+    const byName = Object.fromEntries(header.map((h, i) => [h, values[i]!]));
+    const moved = reordered.map((h) => byName[h] ?? 'extra').join(',');
+    for (const [cols, text] of [[header, line], [reordered, moved]] as const) {
+      const map = mapHeader([...cols]) as ColumnMap;
+      const out = new CopyBuffer();
+      expect(new FastRows(map, DEFAULT_EVENT_TYPES, Buffer.from(suffix), Buffer.from('\t9\n')).write(Buffer.from(text), 0, text.length, 7, out)).toBe(true);
+      expect(out.take().toString()).toBe(`${values.join('\t')}${suffix}7\t9\n`);
+    }
   });
 });

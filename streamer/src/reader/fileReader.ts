@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { mapHeader, type Column, type ColumnMap } from './columns.ts';
 import { crashPoint } from '../crashPoint.ts';
+import { mapHeader, type Column, type ColumnMap } from './columns.ts';
+import { CopyBuffer } from './copyBuffer.ts';
 import { escapeCopy } from './copyText.ts';
+import { FastRows } from './fastRow.ts';
+import { LineSplitter } from './lineSplitter.ts';
+import { isBadRecord, lineFault, RecordAssembler, type SplitItem } from './recordAssembler.ts';
 import type { RejectSpool } from './rejectSpool.ts';
-import { isBadRecord, RecordSplitter } from './splitRecords.ts';
 import { RowRejection, validateRow } from './validateRow.ts';
 
 /** A file the source found ready, as the planner saw it. */
@@ -15,6 +18,16 @@ export interface SourceFile {
   path: string;
   size: number;
   mtimeMs: number;
+}
+
+/** How rows are read; set by configuration. */
+export interface ReadRules {
+  eventTypes: ReadonlySet<string>;
+  aliases: Record<Column, readonly string[]>;
+  /** Offset for timestamps without a zone (UTC: +00:00), or undefined when a named zone is used. */
+  defaultOffset: string | undefined;
+  /** A named zone (Europe/Paris) for timestamps without one: the loading session's TimeZone. */
+  namedTimeZone: string | undefined;
 }
 
 export interface ReadCounts {
@@ -30,30 +43,32 @@ export interface ReadCounts {
   empty: boolean;
 }
 
-/** How rows are read; set by configuration. */
-export interface ReadRules {
-  eventTypes: ReadonlySet<string>;
-  aliases: Record<Column, readonly string[]>;
-  /** Offset for timestamps without a zone (UTC: +00:00), or undefined when a named zone is used. */
-  defaultOffset: string | undefined;
-  /** A named zone (Europe/Paris) for timestamps without one: the loading session's TimeZone. */
-  namedTimeZone: string | undefined;
-}
-
 /** The whole file cannot be loaded (no usable header, …): it is set aside with this reason. */
 export class FileRejectedError extends Error {}
 
 /** The file changed while it was read: the work is rolled back and the file read again later. */
 export class FileChangedError extends Error {}
 
-const CHUNK_CHARS = 1 << 16;
+/** COPY text is handed to the database in pieces of about this size. */
+const FLUSH_BYTES = 1 << 18;
+
+const isUtf16 = (chunk: Buffer) => chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff));
 
 /**
- * Reads one file as a stream: bytes → records → validated rows. Valid rows come out as COPY text
- * for user_activity (with their source file, line and batch); rejected rows go to the spool.
+ * Reads one file as a stream: bytes → lines → records → validated rows. Valid rows come out as COPY
+ * text for user_activity (with their source file, line and batch); rejected rows go to the spool.
+ * Plain rows take a byte-level fast path (FastRows); every other line goes through csv-parse and
+ * the validator, which produce the same text for the rows both accept.
  */
 export class FileReader {
   readonly counts: ReadCounts = { bytes: 0, rowsRead: 0, rowsValid: 0, rowsRejected: 0, fingerprint: '', ignoredColumns: [], empty: false };
+  private readonly out = new CopyBuffer();
+  private readonly assembler = new RecordAssembler();
+  private readonly items: SplitItem[] = [];
+  private readonly fileColumn: string;
+  private readonly rowEnd: string;
+  private map: ColumnMap | undefined;
+  private fast: FastRows | undefined;
 
   /** `withRaw`: each row also carries its original text (for the staging table, to reject it later). */
   constructor(
@@ -62,69 +77,81 @@ export class FileReader {
     private readonly rules: ReadRules,
     private readonly rejects: RejectSpool,
     private readonly withRaw = false,
-  ) {}
+  ) {
+    this.fileColumn = `\t${escapeCopy(file.name)}\t`;
+    this.rowEnd = withRaw ? `\t${batchId}\t` : `\t${batchId}\n`;
+  }
 
-  async *copyText(): AsyncGenerator<string> {
+  async *copyText(): AsyncGenerator<Buffer> {
     const hash = createHash('sha256');
-    const splitter = new RecordSplitter();
-    const fileColumn = `\t${escapeCopy(this.file.name)}\t`;
-    const batchColumn = `\t${this.batchId}\n`;
-    const rowEnd = this.withRaw ? `\t${this.batchId}\t` : batchColumn;
-    let map: ColumnMap | undefined;
-    let out = '';
-
-    const input = createReadStream(this.file.path, { highWaterMark: 1 << 18 });
-    const chunks = async function* () {
-      for await (const chunk of input as AsyncIterable<Buffer>) yield chunk;
-      yield undefined; // end of file
-    };
-    for await (const chunk of chunks()) {
-      let items;
-      if (chunk) {
-        if (this.counts.bytes === 0 && chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff))) {
-          throw new FileRejectedError('the file is encoded as UTF-16, not UTF-8');
-        }
-        hash.update(chunk);
-        this.counts.bytes += chunk.length;
-        items = splitter.push(chunk);
-      } else {
-        items = splitter.end();
-      }
-      for (const item of items) {
-        if (map === undefined) {
-          if (isBadRecord(item)) throw new FileRejectedError(`the header (line ${item.line}) ${item.reason.replace(/^line /, '')}`);
-          const mapped = mapHeader(item.fields, this.rules.aliases);
-          if ('error' in mapped) throw new FileRejectedError(mapped.error);
-          map = mapped;
-          this.counts.ignoredColumns = mapped.ignored;
-          continue;
-        }
-        this.counts.rowsRead++;
-        const row = isBadRecord(item)
-          ? new RowRejection(item.reason)
-          : validateRow(item.fields, { map, eventTypes: this.rules.eventTypes, defaultOffset: this.rules.defaultOffset });
-        if (row instanceof RowRejection) {
-          this.counts.rowsRejected++;
-          await this.rejects.add(`${fileColumn.slice(1)}${item.line}\t${escapeCopy(item.raw)}\t${escapeCopy(row.reason)}${batchColumn}`);
-          continue;
-        }
-        this.counts.rowsValid++;
-        out += row + fileColumn + item.line + rowEnd;
-        if (this.withRaw) out += `${escapeCopy(item.raw)}\n`;
-        if (out.length >= CHUNK_CHARS) {
-          yield out;
-          out = '';
-          crashPoint('mid-copy', this.batchId);
-        }
+    const lines = new LineSplitter();
+    const onLine = this.onLine.bind(this);
+    for await (const chunk of createReadStream(this.file.path, { highWaterMark: 1 << 18 }) as AsyncIterable<Buffer>) {
+      if (this.counts.bytes === 0 && isUtf16(chunk)) throw new FileRejectedError('the file is encoded as UTF-16, not UTF-8');
+      hash.update(chunk);
+      this.counts.bytes += chunk.length;
+      lines.push(chunk, onLine);
+      await this.rejects.settle();
+      if (this.out.length >= FLUSH_BYTES) {
+        yield this.out.take();
+        crashPoint('mid-copy', this.batchId);
       }
     }
-    if (out) yield out;
-    this.counts.empty = map === undefined;
+    lines.end(onLine);
+    this.assembler.end(this.items);
+    this.drainItems();
+    if (this.out.length > 0) {
+      yield this.out.take();
+      crashPoint('mid-copy', this.batchId);
+    }
+    this.counts.empty = this.map === undefined;
     this.counts.fingerprint = hash.digest('hex');
 
     const now = await stat(this.file.path);
     if (now.size !== this.counts.bytes || now.size !== this.file.size || now.mtimeMs !== this.file.mtimeMs) {
       throw new FileChangedError(`${this.file.name} changed while it was read (${this.file.size} → ${now.size} bytes)`);
     }
+  }
+
+  private onLine(buf: Buffer, start: number, end: number, line: number, tooLong: boolean): void {
+    if (this.fast && !this.assembler.isOpen && !tooLong && this.fast.write(buf, start, end, line, this.out)) {
+      this.counts.rowsRead++;
+      this.counts.rowsValid++;
+      return;
+    }
+    this.assembler.line(buf.toString('utf8', start, end), line, lineFault(buf, start, end, tooLong), this.items);
+    this.drainItems();
+  }
+
+  private drainItems(): void {
+    for (const item of this.items) {
+      if (this.map === undefined) {
+        this.readHeader(item);
+        continue;
+      }
+      this.counts.rowsRead++;
+      const row = isBadRecord(item)
+        ? new RowRejection(item.reason)
+        : validateRow(item.fields, { map: this.map, eventTypes: this.rules.eventTypes, defaultOffset: this.rules.defaultOffset });
+      if (row instanceof RowRejection) {
+        this.counts.rowsRejected++;
+        this.rejects.add(`${this.fileColumn.slice(1)}${item.line}\t${escapeCopy(item.raw)}\t${escapeCopy(row.reason)}\t${this.batchId}\n`);
+      } else {
+        this.counts.rowsValid++;
+        this.out.writeString(row + this.fileColumn + item.line + this.rowEnd + (this.withRaw ? `${escapeCopy(item.raw)}\n` : ''));
+      }
+    }
+    this.items.length = 0;
+  }
+
+  private readHeader(item: SplitItem): void {
+    if (isBadRecord(item)) throw new FileRejectedError(`the header (line ${item.line}) ${item.reason.replace(/^line /, '')}`);
+    const mapped = mapHeader(item.fields, this.rules.aliases);
+    if ('error' in mapped) throw new FileRejectedError(mapped.error);
+    this.map = mapped;
+    this.counts.ignoredColumns = mapped.ignored;
+    // The staging table needs each row's text: only the full reader keeps it.
+    const fast = new FastRows(mapped, this.rules.eventTypes, Buffer.from(this.fileColumn), Buffer.from(this.rowEnd));
+    if (fast.usable && !this.withRaw) this.fast = fast;
   }
 }

@@ -16,9 +16,13 @@ export class RejectSpool {
   private buffered = '';
   private spillDir: string | undefined;
 
-  async add(copyLine: string): Promise<void> {
+  add(copyLine: string): void {
     this.count++;
     this.buffered += copyLine;
+  }
+
+  /** Called between chunks of input: moves what is buffered to disk once it passes the limit. */
+  async settle(): Promise<void> {
     if (this.buffered.length >= MEMORY_LIMIT) await this.spill();
   }
 

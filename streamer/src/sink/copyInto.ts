@@ -13,7 +13,7 @@ export class CopyStalledError extends Error {
  * makes no progress for `stallMs` is cut off: pg-copy-streams can wait forever on some error
  * paths. On any error the caller must destroy the client, never reuse it.
  */
-export async function copyInto(client: pg.PoolClient, sql: string, source: Readable | AsyncIterable<string>, stallMs: number): Promise<number> {
+export async function copyInto(client: pg.PoolClient, sql: string, source: Readable | AsyncIterable<string | Buffer>, stallMs: number): Promise<number> {
   const target = client.query(copyFrom(sql));
   let lastProgress = Date.now();
   let watchdog: NodeJS.Timeout | undefined;

@@ -37,6 +37,7 @@ interface Observation {
 export class FileSource {
   private readonly pending = new Map<string, Observation | undefined>();
   private readonly inFlight = new Set<string>();
+  private readonly changedInFlight = new Set<string>();
   private readonly changes = new EventEmitter();
   private watcher: FSWatcher | undefined;
 
@@ -133,9 +134,11 @@ export class FileSource {
       this.inFlight.delete(f.name);
       this.pending.delete(f.name);
       this.opts.processed.set(f.name, { size: f.size, mtimeMs: f.mtimeMs });
+      if (this.changedInFlight.delete(f.name)) this.warnChanged(f.name);
     }
     for (const name of retry) {
       this.inFlight.delete(name);
+      this.changedInFlight.delete(name);
       this.pending.set(name, undefined);
     }
   }
@@ -156,12 +159,13 @@ export class FileSource {
   }
 
   private onChange(name: string): void {
-    const before = this.opts.processed.get(name);
-    if (before) {
-      this.opts.log.warn({ file: name }, 'a processed file was changed; changes to processed files are not loaded (drop the new content under a new name)');
-      return;
-    }
-    this.offer(name);
+    if (this.opts.processed.has(name)) this.warnChanged(name);
+    else if (this.inFlight.has(name)) this.changedInFlight.add(name); // its batch says what became of it
+    else this.offer(name);
     this.changes.emit('change');
+  }
+
+  private warnChanged(name: string): void {
+    this.opts.log.warn({ file: name }, 'a processed file was changed; changes to processed files are not loaded (drop the new content under a new name)');
   }
 }
