@@ -22,6 +22,7 @@ import {
   type FileResult,
 } from './sink/ledger.ts';
 import { loadFile, type SinkContext } from './sink/loadFile.ts';
+import { quarantine } from './sink/quarantine.ts';
 import { FileSource } from './source/fileSource.ts';
 import { retireFile } from './source/retireFile.ts';
 
@@ -54,6 +55,7 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
       const committed = await committedFilesOfBatch(pool, batch.id);
       return settleAll(batch.files.map((f) => committed.get(f.name) ?? queue.add(() => loadFile(sink, f, batch.id))));
     });
+    if (replay) await finishQuarantines(batch, results);
     const totals = await retry(`finishing batch ${batch.id}`, () => finishBatch(pool, batch.id));
     crashPoint('after-db-commit', batch.id);
     await checkpoint.writeCommit(batch.id, totals);
@@ -61,6 +63,14 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
     source.settle(done, batch.files.filter((f) => !done.includes(f)).map((f) => f.name));
     await retireAll(done.filter((f) => results.get(f.name)?.status !== 'quarantined').map((f) => f.name));
     logBatch(log, batch, [...results.values()], totals, performance.now() - started);
+  };
+
+  // A crash between a file's 'quarantined' ledger row and its move leaves it in input: move it now.
+  const finishQuarantines = async (batch: PlannedBatch, results: Map<string, FileResult>) => {
+    for (const f of batch.files) {
+      const r = results.get(f.name);
+      if (r?.status === 'quarantined' && existsSync(f.path)) await quarantine(f.path, f.name, cfg.quarantineDir, r.reason ?? 'set aside');
+    }
   };
 
   const retireAll = async (names: string[]) => {
