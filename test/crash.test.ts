@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -60,6 +60,20 @@ describe('crash recovery (SIGKILL, then restart)', () => {
       expect(commits).toContain('2.json');
     });
   }
+
+  it('a file set aside when the process dies before moving it is moved at the restart, with one ledger row', async () => {
+    await mkdir(data.input, { recursive: true });
+    await writeFile(join(data.input, 'not-events.csv'), 'foo,bar\n1,2\n');
+    const crashed = await streamAvailableNow(data.dir, db, [], { DROPSTREAM_CRASH_AT: 'before-quarantine-move' });
+    expect(crashed.signal).toBe('SIGKILL');
+    expect(await readdir(data.input)).toEqual(['not-events.csv']);
+    const run = await streamAvailableNow(data.dir, db);
+    expect(run.code, run.output).toBe(0);
+    expect(await readdir(data.input)).toEqual([]);
+    expect((await readdir(join(data.dir, 'quarantine'))).sort()).toEqual(['not-events.csv', 'not-events.csv.reason']);
+    const { rows } = await db.query('SELECT name, status FROM ingest_files');
+    expect(rows).toEqual([{ name: 'not-events.csv', status: 'quarantined' }]);
+  });
 
   it('stays exact through SIGKILLs at random moments of a run', async () => {
     await generate(data.dir, { files: 30, rows: 300, seed: 5 });

@@ -169,6 +169,7 @@ async function recordOutcome(ctx: SinkContext, file: SourceFile, fingerprint: st
 async function setAside(ctx: SinkContext, file: SourceFile, reason: string, batchId: number): Promise<FileResult> {
   const fingerprint = await sha256(file.path).catch(() => null);
   const result = await recordOutcome(ctx, file, fingerprint, emptyResult(file, 'quarantined', reason), batchId);
+  crashPoint('before-quarantine-move', batchId);
   const target = await quarantine(file.path, file.name, ctx.quarantineDir, reason);
   ctx.log.warn({ file: file.name, movedTo: target, reason }, 'file set aside');
   return result;
