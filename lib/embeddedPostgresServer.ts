@@ -103,7 +103,8 @@ async function startOrJoin(opts: EmbeddedOptions): Promise<{ url: string; stop: 
     await withTimeout(server.start(), 60_000, 'start-up took longer than 60 s');
     await ensureDatabase(opts.port, opts.database);
   } catch (err) {
-    await server.stop().catch(() => undefined);
+    // The server may already be gone (then stop() would wait for an exit that has happened).
+    await withTimeout(server.stop(), 5_000, 'stop').catch(() => undefined);
     fail('start', err);
   }
   return { url, stop: () => server.stop() };
