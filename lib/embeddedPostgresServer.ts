@@ -80,10 +80,14 @@ async function startOrJoin(opts: EmbeddedOptions): Promise<{ url: string; stop: 
   });
 
   const fail = (step: string, err: unknown): never => {
-    const detail = err instanceof Error ? err.message : '';
+    // The server's own words on what went wrong, without its timestamps and the progress chatter.
+    const said = serverLog
+      .flatMap((m) => m.split('\n'))
+      .filter((line) => /FATAL|ERROR|PANIC|HINT|could not/.test(line))
+      .map((line) => line.replace(/^.*?\b(FATAL|ERROR|PANIC|HINT|LOG|WARNING):\s*/, ''));
+    const detail = [err instanceof Error ? err.message : '', ...said].filter(Boolean).join('; ');
     throw new Error(
-      `Could not ${step} the embedded PostgreSQL in ${dir} on port ${opts.port}. ${detail}\n` +
-        `Server output:\n  ${serverLog.slice(-10).join('\n  ') || '(none)'}\n` +
+      `Could not ${step} the embedded PostgreSQL in ${dir} on port ${opts.port}: ${detail || 'no message from the server'}.\n` +
         'Is another server using that port (set DROPSTREAM_PG_PORT), or is the directory damaged? ' +
         'To use your own PostgreSQL instead, set DATABASE_URL.',
     );
