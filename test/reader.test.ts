@@ -72,17 +72,22 @@ describe('parseTimestamp', () => {
     ['2026-11-21T10:15:30+05:30', '2026-11-21T10:15:30+05:30'],
     ['2026-11-21 10:15:30.123456', '2026-11-21T10:15:30.123456+00:00'],
     ['2024-02-29T00:00:00Z', '2024-02-29T00:00:00Z'],
-  ])('accepts %s', (input, output) => expect(parseTimestamp(input)).toBe(output));
+  ])('accepts %s', (input, output) => expect(parseTimestamp(input, '+00:00')).toBe(output));
+
+  it('leaves a zone-less timestamp zone-less when a named zone (the session TimeZone) is to apply', () => {
+    expect(parseTimestamp('2026-07-01 12:00:00.25', undefined)).toBe('2026-07-01T12:00:00.25');
+    expect(parseTimestamp('2026-07-01 12:00:00', '+02:00')).toBe('2026-07-01T12:00:00+02:00');
+  });
 
   it.each(['2024-02-30T00:00:00Z', '2023-02-29T00:00:00Z', '2026-13-01T00:00:00Z', '2026-01-01T24:00:00Z', 'yesterday', '1700000000', ''])(
     'rejects %s',
-    (input) => expect(parseTimestamp(input)).toBeUndefined(),
+    (input) => expect(parseTimestamp(input, '+00:00')).toBeUndefined(),
   );
 });
 
 describe('validateRow', () => {
   const map = mapHeader(['event_id', 'user_id', 'event_type', 'product_id', 'price', 'quantity', 'event_time']) as ColumnMap;
-  const rules = { map, eventTypes: DEFAULT_EVENT_TYPES };
+  const rules = { map, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' };
   const good = ['0B0F7A2E-1C2D-4E5F-8A9B-0C1D2E3F4A5B', ' user_1 ', 'Purchase', 'SKU-1', '19.99', '2', '2026-01-01T00:00:00Z'];
   const reason = (i: number, value: string) => {
     const fields = [...good];
@@ -117,8 +122,8 @@ describe('validateRow', () => {
 
   it('derives a stable event id when the file has no event_id column', () => {
     const noId = mapHeader(['user', 'action', 'sku', 'price', 'qty', 'timestamp']) as ColumnMap;
-    const a = validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES }) as string;
-    const b = validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES }) as string;
+    const a = validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' }) as string;
+    const b = validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' }) as string;
     expect(a).toBe(b);
     expect(a.split('\t')[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
@@ -172,7 +177,7 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
         const bytes = Buffer.from(`x${line}y`);
         if (!fast.write(bytes, 1, bytes.length - 1, 42, out)) return;
         taken++;
-        const slow = validateRow(line.split(','), { map, eventTypes: DEFAULT_EVENT_TYPES });
+        const slow = validateRow(line.split(','), { map, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' });
         expect(typeof slow).toBe('string');
         expect(out.take().toString()).toBe(`${slow as string}${suffix}42\t9\n`);
       }),
@@ -193,5 +198,30 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
       expect(new FastRows(map, DEFAULT_EVENT_TYPES, Buffer.from(suffix), Buffer.from('\t9\n')).write(Buffer.from(text), 0, text.length, 7, out)).toBe(true);
       expect(out.take().toString()).toBe(`${values.join('\t')}${suffix}7\t9\n`);
     }
+  });
+});
+
+describe('derived event ids', () => {
+  it('are the same for the same event written another way (price zeros, time zone spelling, fraction zeros)', () => {
+    const map = mapHeader(['user_id', 'event_type', 'product_id', 'price', 'quantity', 'event_time']) as ColumnMap;
+    const id = (fields: string[]) => (validateRow(fields, { map, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' }) as string).split('\t')[0];
+    const a = id(['u', 'view', 'p', '7.50', '1', '2026-01-01T10:00:00Z']);
+    expect(id(['u', 'view', 'p', '007.5', '1', '2026-01-01 10:00:00.000'])).toBe(a);
+    expect(id(['u', 'view', 'p', '7.5', '1', '2026-01-01T12:00:00+02:00'])).toBe(a);
+    expect(id(['u', 'view', 'p', '7.5', '1', '2026-01-01T10:00:00.001Z'])).not.toBe(a);
+    expect(id(['u', 'view', 'p', '7.51', '1', '2026-01-01T10:00:00Z'])).not.toBe(a);
+  });
+});
+
+describe('stray quotes', () => {
+  it('a quote in the middle of an unquoted field costs that one line, not the lines after it', () => {
+    const items = split('h1,h2\n1,5" screen\n2,ok\n3,7" tablet\n4,fine\n');
+    expect(items.map((i) => [i.line, isBadRecord(i) ? i.reason : 'ok'])).toEqual([
+      [1, 'ok'],
+      [2, 'malformed CSV: a quote appears inside an unquoted field'],
+      [3, 'ok'],
+      [4, 'malformed CSV: a quote appears inside an unquoted field'],
+      [5, 'ok'],
+    ]);
   });
 });

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
@@ -24,6 +23,7 @@ import {
 import { loadFile, type SinkContext } from './sink/loadFile.ts';
 import { quarantine } from './sink/quarantine.ts';
 import { FileSource } from './source/fileSource.ts';
+import { listInput } from './source/listInput.ts';
 import { retireFile } from './source/retireFile.ts';
 
 export interface StreamerDeps {
@@ -89,7 +89,7 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
     await runBatch({ ...latest.batch, files }, true);
   }
   // Committed files a crash left in input before --clean-source could retire them.
-  await retireAll((await readdir(cfg.inputDir, { recursive: cfg.recursive }).catch(() => [])).filter((name) => processed.has(name)));
+  await retireAll((await listInput(cfg.inputDir, cfg.recursive).catch(() => [])).filter((name) => processed.has(name)));
 
   await source.start();
   log.info({ input: cfg.inputDir, processedBefore: processed.size, mode: cfg.availableNow ? 'available-now' : 'continuous' }, 'watching for files');

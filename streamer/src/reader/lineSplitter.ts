@@ -1,5 +1,7 @@
 /** A line is bounded, so that a file without line breaks cannot fill the memory. */
 export const MAX_LINE_BYTES = 1 << 20;
+/** What is kept of a line over the bound, to show in its reject. */
+const PREVIEW_BYTES = 10_000;
 
 const NEWLINE = 0x0a;
 const CR = 0x0d;
@@ -27,13 +29,24 @@ export class LineSplitter {
       this.skipping = false;
       chunk = chunk.subarray(end + 1);
     }
-    let data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    const data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
     this.carry = undefined;
+    if (this.atStart && data.length < 3) {
+      this.carry = data; // too short yet to tell whether it starts with a BOM
+      return;
+    }
+    this.lines(data, onLine, false);
+  }
+
+  end(onLine: OnLine): void {
+    this.skipping = false;
+    const data = this.carry;
+    this.carry = undefined;
+    if (data?.length) this.lines(data, onLine, true);
+  }
+
+  private lines(data: Buffer, onLine: OnLine, final: boolean): void {
     if (this.atStart) {
-      if (data.length < 3) {
-        this.carry = data;
-        return;
-      }
       this.atStart = false;
       if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) data = data.subarray(3);
     }
@@ -42,23 +55,19 @@ export class LineSplitter {
       this.emit(data, start, nl, onLine);
       start = nl + 1;
     }
-    if (start < data.length) {
-      if (data.length - start > MAX_LINE_BYTES) {
-        onLine(data, start, start + 10_000, ++this.lineNo, true);
-        this.skipping = true;
-      } else {
-        this.carry = data.subarray(start);
-      }
+    if (start === data.length) return;
+    if (final) {
+      this.emit(data, start, data.length, onLine);
+    } else if (data.length - start > MAX_LINE_BYTES) {
+      onLine(data, start, start + PREVIEW_BYTES, ++this.lineNo, true);
+      this.skipping = true;
+    } else {
+      this.carry = data.subarray(start);
     }
   }
 
-  end(onLine: OnLine): void {
-    this.skipping = false;
-    if (this.carry?.length) this.emit(this.carry, 0, this.carry.length, onLine);
-    this.carry = undefined;
-  }
-
   private emit(data: Buffer, start: number, end: number, onLine: OnLine): void {
+    if (end - start > MAX_LINE_BYTES) return onLine(data, start, start + PREVIEW_BYTES, ++this.lineNo, true);
     onLine(data, start, end > start && data[end - 1] === CR ? end - 1 : end, ++this.lineNo, false);
   }
 }

@@ -29,10 +29,28 @@ const CSV_ERRORS: Record<string, string> = {
   INVALID_OPENING_QUOTE: 'a quote appears inside an unquoted field',
 };
 
-function countQuotes(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('"'); i !== -1; i = text.indexOf('"', i + 1)) n++;
-  return n;
+/**
+ * Whether a line ends inside a quoted field (RFC 4180: a quote opens a field only at its start;
+ * "" inside quotes is a quote). A stray quote in the middle of a field does not open anything, so
+ * it costs one rejected line, not the rest of the file.
+ */
+function endsInQuotes(text: string, inQuotes: boolean): boolean {
+  let atFieldStart = !inQuotes;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inQuotes) {
+      if (c === 34) {
+        if (text.charCodeAt(i + 1) === 34) i++;
+        else inQuotes = false;
+      }
+    } else if (c === 44) {
+      atFieldStart = true;
+    } else {
+      inQuotes = c === 34 && atFieldStart;
+      atFieldStart = false;
+    }
+  }
+  return inQuotes;
 }
 
 /** Why a line cannot be read as text, or undefined when it can. */
@@ -50,7 +68,7 @@ export function lineFault(buf: Buffer, start: number, end: number, tooLong: bool
  */
 export class RecordAssembler {
   // A quoted record still open at the end of a line.
-  private open: { line: number; parts: string[]; quotes: number; bytes: number; fault?: string } | undefined;
+  private open: { line: number; parts: string[]; bytes: number; fault?: string } | undefined;
 
   get isOpen(): boolean {
     return this.open !== undefined;
@@ -60,10 +78,9 @@ export class RecordAssembler {
     const open = this.open;
     if (open) {
       open.parts.push(text);
-      open.quotes += countQuotes(text);
       open.bytes += text.length + 1;
       open.fault ??= fault;
-      if (open.quotes % 2 === 0) {
+      if (!endsInQuotes(text, true)) {
         this.open = undefined;
         this.record(open.line, open.parts.join('\n'), open.fault, out);
       } else if (open.bytes > MAX_LINE_BYTES) {
@@ -73,9 +90,8 @@ export class RecordAssembler {
       return;
     }
     if (text.trim() === '') return;
-    const quotes = countQuotes(text);
-    if (quotes % 2 === 1 && !fault) {
-      this.open = { line: lineNo, parts: [text], quotes, bytes: text.length, fault };
+    if (!fault && text.includes('"') && endsInQuotes(text, false)) {
+      this.open = { line: lineNo, parts: [text], bytes: text.length, fault };
       return;
     }
     this.record(lineNo, text, fault, out);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ColumnMap } from './columns.ts';
 import { escapeCopy } from './copyText.ts';
-import { parseTimestamp } from './parseTimestamp.ts';
+import { canonicalInstant, parseTimestamp } from './parseTimestamp.ts';
 
 export const DEFAULT_EVENT_TYPES: ReadonlySet<string> = new Set(['view', 'purchase']);
 
@@ -20,7 +20,7 @@ export interface RowRules {
   map: ColumnMap;
   eventTypes: ReadonlySet<string>;
   /** Offset given to timestamps without a zone; undefined leaves them to the session's TimeZone. */
-  defaultOffset?: string;
+  defaultOffset: string | undefined;
 }
 
 function field(fields: string[], index: number): string {
@@ -62,18 +62,25 @@ export function validateRow(fields: string[], rules: RowRules): string | RowReje
 
   const time = field(fields, index.event_time);
   if (!time) return new RowRejection('event_time is empty');
-  const eventTime = parseTimestamp(time, 'defaultOffset' in rules ? rules.defaultOffset : '+00:00');
+  const eventTime = parseTimestamp(time, rules.defaultOffset);
   if (eventTime === undefined) return new RowRejection(`event_time '${time}' is not a valid ISO-8601 timestamp`);
 
   let eventId: string;
   if (index.event_id < 0) {
-    eventId = derivedEventId(userId, eventType, productId, price, q, eventTime);
+    eventId = derivedEventId(userId, eventType, productId, canonicalPrice(price), q, canonicalInstant(eventTime));
   } else {
     eventId = field(fields, index.event_id).toLowerCase();
     if (!eventId) return new RowRejection('event_id is empty');
     if (!UUID.test(eventId)) return new RowRejection(`event_id '${eventId}' is not a UUID`);
   }
   return `${eventId}\t${escapeCopy(userId)}\t${eventType}\t${escapeCopy(productId)}\t${price}\t${q}\t${eventTime}`;
+}
+
+/** 007.50 and 7.5 are the same price. */
+function canonicalPrice(price: string): string {
+  const [whole, fraction = ''] = price.split('.');
+  const f = fraction.replace(/0+$/, '');
+  return `${whole!.replace(/^0+(?=\d)/, '')}${f && `.${f}`}`;
 }
 
 /** A stable id for a row from a file without event ids, so that loading it again finds the same ids. */

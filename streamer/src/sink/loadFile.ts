@@ -61,14 +61,14 @@ function isUniqueViolationOnEventId(err: unknown): boolean {
  * out to repeat an event id already stored is copied again through a staging table that skips them.
  */
 export async function loadFile(ctx: SinkContext, file: SourceFile, batchId: number): Promise<FileResult> {
-  // Same size as a loaded file is the only way to have the same content: then compare fingerprints first.
-  const sameSize = await loadedFilesOfSize(ctx.pool, file.size);
-  if (sameSize.length > 0) {
-    const fingerprint = await sha256(file.path);
-    const twin = sameSize.find((f) => f.fingerprint === fingerprint);
-    if (twin) return recordDuplicate(ctx, file, fingerprint, twin.name, batchId);
-  }
   try {
+    // Same size as a loaded file is the only way to have the same content: then compare fingerprints first.
+    const sameSize = await loadedFilesOfSize(ctx.pool, file.size);
+    if (sameSize.length > 0) {
+      const fingerprint = await sha256(file.path);
+      const twin = sameSize.find((f) => f.fingerprint === fingerprint);
+      if (twin) return await recordDuplicate(ctx, file, fingerprint, twin.name, batchId);
+    }
     try {
       return await loadInTransaction(ctx, file, batchId, 'direct');
     } catch (err) {
@@ -81,7 +81,9 @@ export async function loadFile(ctx: SinkContext, file: SourceFile, batchId: numb
       return emptyResult(file, 'changed', err.message);
     }
     if (err instanceof FileRejectedError) return setAside(ctx, file, err.message, batchId);
-    if ((err as NodeJS.ErrnoException).code === 'EACCES') return setAside(ctx, file, 'the file cannot be read (permission denied)', batchId);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return emptyResult(file, 'changed', 'the file disappeared before it was read');
+    if (code === 'EACCES' || code === 'EPERM') return setAside(ctx, file, 'the file cannot be read (permission denied)', batchId);
     if (isDatabaseRefusal(err)) {
       const e = err as pg.DatabaseError;
       return setAside(ctx, file, `the database refused the file: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})`, batchId);

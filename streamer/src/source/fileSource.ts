@@ -1,10 +1,11 @@
 import { EventEmitter, once } from 'node:events';
-import { lstat, mkdir, readdir } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../../../lib/log.ts';
 import type { SourceFile } from '../reader/fileReader.ts';
 import { acceptsName } from './acceptsName.ts';
+import { listInput } from './listInput.ts';
 
 export interface SourceOptions {
   inputDir: string;
@@ -45,7 +46,7 @@ export class FileSource {
 
   async start(): Promise<void> {
     await mkdir(this.opts.inputDir, { recursive: true });
-    for (const name of await readdir(this.opts.inputDir, { recursive: this.opts.recursive })) this.offer(name);
+    for (const name of await listInput(this.opts.inputDir, this.opts.recursive)) this.offer(name);
     if (this.opts.availableNow) return;
     this.watcher = watch(this.opts.inputDir, {
       depth: this.opts.recursive ? undefined : 0,
