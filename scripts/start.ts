@@ -5,8 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../lib/log.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
+import type { EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
 import { ConfigError, loadConfig } from '../streamer/src/config.ts';
+import { openDatabase } from '../streamer/src/db/openDatabase.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const log = createLogger('dropstream');
@@ -22,9 +23,7 @@ try {
 
 let database: EmbeddedDatabase;
 try {
-  database = cfg.databaseUrl
-    ? { url: cfg.databaseUrl, stop: async () => undefined }
-    : await startEmbeddedPostgres({ dir: `${cfg.dataDir}/postgres`, port: cfg.embeddedPgPort, database: 'dropstream' }, log);
+  database = await openDatabase(cfg, log);
 } catch (err) {
   log.fatal((err as Error).message);
   process.exit(1);

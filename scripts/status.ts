@@ -1,10 +1,10 @@
 // `npm run status`: where the stream stands. Reads the database's ledger, the checkpoint and the
 // input and quarantine directories; changes nothing. Takes the streamer's flags and variables
 // (--data-dir, DATABASE_URL, --pg-port, …) plus --json.
-import { existsSync } from 'node:fs';
 import pg from 'pg';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
+import type { EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
 import { ConfigError, loadConfig, usage } from '../streamer/src/config.ts';
+import { openDatabase } from '../streamer/src/db/openDatabase.ts';
 import { formatStatus } from '../streamer/src/status/formatStatus.ts';
 import { readStatus } from '../streamer/src/status/readStatus.ts';
 
@@ -36,28 +36,18 @@ async function main(argv: string[]): Promise<number> {
   }
 
   let database: EmbeddedDatabase;
-  if (cfg.databaseUrl) {
-    database = { url: cfg.databaseUrl, stop: async () => undefined };
-  } else {
-    const dir = `${cfg.dataDir}/postgres`;
-    // Never create a database cluster just to say that nothing happened yet.
-    if (!existsSync(`${dir}/PG_VERSION`)) {
-      console.error(`No embedded PostgreSQL in ${dir}: the streamer has not run with this data directory yet. Set DATABASE_URL to read another database.`);
-      return 1;
-    }
-    try {
-      // Joins the server a running streamer started; otherwise starts it, and stop() stops it again.
-      database = await startEmbeddedPostgres({ dir, port: cfg.embeddedPgPort, database: 'dropstream' });
-    } catch (err) {
-      console.error((err as Error).message);
-      return 1;
-    }
+  try {
+    // Joins the server a running streamer started; otherwise starts it, and stop() stops it again.
+    database = await openDatabase(cfg, undefined, true);
+  } catch (err) {
+    console.error((err as Error).message);
+    return 1;
   }
 
   const client = new pg.Client({ connectionString: database.url, connectionTimeoutMillis: 10_000, application_name: 'dropstream-status' });
   try {
     await client.connect();
-    const status = await readStatus({ db: client, dataDir: cfg.dataDir });
+    const status = await readStatus({ db: client, dataDir: cfg.dataDir, recursive: cfg.recursive });
     process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     return 0;
   } catch (err) {

@@ -1,9 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { expectedFromFiles, finished, generate, makeDataDir, startStreamer, streamAvailableNow, tableState } from './support/pipeline.ts';
+import { expectedFromFiles, finished, generate, startStreamer, streamAvailableNow, tableState } from './support/pipeline.ts';
+import type { TestDatabase } from './support/db.ts';
+import { useWorkspace } from './support/workspace.ts';
 
 /** Invariant: every generated event is stored exactly once and every file has exactly one ledger row. */
 async function expectExact(db: TestDatabase, input: string): Promise<void> {
@@ -19,16 +20,7 @@ async function expectExact(db: TestDatabase, input: string): Promise<void> {
 }
 
 describe('crash recovery (SIGKILL, then restart)', () => {
-  let db: TestDatabase;
-  let data: Awaited<ReturnType<typeof makeDataDir>>;
-  beforeEach(async () => {
-    db = await createTestDatabase();
-    data = await makeDataDir();
-  });
-  afterEach(async () => {
-    await db.drop();
-    await data.remove();
-  });
+  const ws = useWorkspace();
 
   const points = [
     ['after-offsets', 'the batch is planned and its offsets written, nothing loaded'],
@@ -41,46 +33,46 @@ describe('crash recovery (SIGKILL, then restart)', () => {
   for (const [point, meaning] of points) {
     it(`resumes exactly when killed where ${meaning} (${point})`, async () => {
       // 800 rows make more than one COPY chunk per file, so mid-copy is reached.
-      await generate(data.dir, { files: 9, rows: 800, seed: 3 });
+      await generate(ws.data.dir, { files: 9, rows: 800, seed: 3 });
       const args = ['--max-files-per-batch', '3'];
-      const crashed = await streamAvailableNow(data.dir, db, args, { DROPSTREAM_CRASH_AT: `${point}@2` });
+      const crashed = await streamAvailableNow(ws.data.dir, ws.db, args, { DROPSTREAM_CRASH_AT: `${point}@2` });
       expect(crashed.signal, crashed.output).toBe('SIGKILL');
 
       // Files dropped while the streamer is down are picked up too.
-      await generate(data.dir, { files: 2, rows: 800, seed: 4 });
-      const resumed = await streamAvailableNow(data.dir, db, args);
+      await generate(ws.data.dir, { files: 2, rows: 800, seed: 4 });
+      const resumed = await streamAvailableNow(ws.data.dir, ws.db, args);
       expect(resumed.code, resumed.output).toBe(0);
       expect(resumed.output).toContain('resuming a batch that was not committed');
-      await expectExact(db, data.input);
+      await expectExact(ws.db, ws.data.input);
 
       // Batch 2 was run again with the same files, never split or renumbered.
-      const batch2 = await db.query<{ n: string }>('SELECT count(*) AS n FROM ingest_files WHERE batch_id = 2');
+      const batch2 = await ws.db.query<{ n: string }>('SELECT count(*) AS n FROM ingest_files WHERE batch_id = 2');
       expect(Number(batch2.rows[0]!.n)).toBe(3);
-      const commits = await readdir(join(data.dir, 'checkpoint', 'commits'));
+      const commits = await readdir(join(ws.data.dir, 'checkpoint', 'commits'));
       expect(commits).toContain('2.json');
     });
   }
 
   it('a file set aside when the process dies before moving it is moved at the restart, with one ledger row', async () => {
-    await mkdir(data.input, { recursive: true });
-    await writeFile(join(data.input, 'not-events.csv'), 'foo,bar\n1,2\n');
-    const crashed = await streamAvailableNow(data.dir, db, [], { DROPSTREAM_CRASH_AT: 'before-quarantine-move' });
+    await mkdir(ws.data.input, { recursive: true });
+    await writeFile(join(ws.data.input, 'not-events.csv'), 'foo,bar\n1,2\n');
+    const crashed = await streamAvailableNow(ws.data.dir, ws.db, [], { DROPSTREAM_CRASH_AT: 'before-quarantine-move' });
     expect(crashed.signal).toBe('SIGKILL');
-    expect(await readdir(data.input)).toEqual(['not-events.csv']);
-    const run = await streamAvailableNow(data.dir, db);
+    expect(await readdir(ws.data.input)).toEqual(['not-events.csv']);
+    const run = await streamAvailableNow(ws.data.dir, ws.db);
     expect(run.code, run.output).toBe(0);
-    expect(await readdir(data.input)).toEqual([]);
-    expect((await readdir(join(data.dir, 'quarantine'))).sort()).toEqual(['not-events.csv', 'not-events.csv.reason']);
-    const { rows } = await db.query('SELECT name, status FROM ingest_files');
+    expect(await readdir(ws.data.input)).toEqual([]);
+    expect((await readdir(join(ws.data.dir, 'quarantine'))).sort()).toEqual(['not-events.csv', 'not-events.csv.reason']);
+    const { rows } = await ws.db.query('SELECT name, status FROM ingest_files');
     expect(rows).toEqual([{ name: 'not-events.csv', status: 'quarantined' }]);
   });
 
   it('stays exact through SIGKILLs at random moments of a run', async () => {
-    await generate(data.dir, { files: 30, rows: 300, seed: 5 });
+    await generate(ws.data.dir, { files: 30, rows: 300, seed: 5 });
     const args = ['--max-files-per-batch', '2', '--trigger-interval-ms', '0'];
     let kills = 0;
     for (let round = 0; round < 6; round++) {
-      const child = startStreamer(data.dir, db, ['--available-now', ...args]);
+      const child = startStreamer(ws.data.dir, ws.db, ['--available-now', ...args]);
       await sleep(600 + Math.floor(Math.random() * 900));
       if (child.exitCode === null) {
         child.kill('SIGKILL');
@@ -88,9 +80,9 @@ describe('crash recovery (SIGKILL, then restart)', () => {
       }
       await finished(child);
     }
-    const last = await streamAvailableNow(data.dir, db, args);
+    const last = await streamAvailableNow(ws.data.dir, ws.db, args);
     expect(last.code, last.output).toBe(0);
     expect(kills).toBeGreaterThan(0);
-    await expectExact(db, data.input);
+    await expectExact(ws.db, ws.data.input);
   });
 });

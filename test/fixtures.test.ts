@@ -1,12 +1,13 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { chmod, lchown, lstat, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { accountingViolations, logLines } from './fixtures/checks.ts';
 import { RUNS, type FixtureFile, type FixtureRun, type Reject } from './fixtures/expected.ts';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { finished, makeDataDir, ROOT, streamAvailableNow, type Run } from './support/pipeline.ts';
+import { finished, ROOT, streamAvailableNow, type Run } from './support/pipeline.ts';
+import type { TestDatabase } from './support/db.ts';
+import { useWorkspace } from './support/workspace.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const IGNORED_COLUMNS_MSG = 'columns not used by dropstream are ignored';
@@ -157,17 +158,7 @@ async function observe(db: TestDatabase, file: FixtureFile, dataDir: string, out
 }
 
 describe('the fixture corpus (test/fixtures/expected.ts)', () => {
-  let db: TestDatabase;
-  let data: Awaited<ReturnType<typeof makeDataDir>>;
-  beforeEach(async () => {
-    db = await createTestDatabase();
-    data = await makeDataDir();
-    await mkdir(data.input, { recursive: true });
-  });
-  afterEach(async () => {
-    await db.drop();
-    await data.remove();
-  });
+  const ws = useWorkspace({ input: true });
 
   it('every file of the corpus has an expected outcome, and every expected file exists', async () => {
     const dirs = [...new Set(Object.values(RUNS).map((r) => r.dir))];
@@ -180,21 +171,21 @@ describe('the fixture corpus (test/fixtures/expected.ts)', () => {
   });
 
   it.each(Object.entries(RUNS))('%s run: every file ends as expected; the accounting holds', async (_label, run) => {
-    await dropFiles(run, data.dir, data.input);
+    await dropFiles(run, ws.data.dir, ws.data.input);
     const asNobody = run.asNobody === true && isRoot;
-    const result = asNobody ? await streamAsNobody(data.dir, db, run.args) : await streamAvailableNow(data.dir, db, run.args);
+    const result = asNobody ? await streamAsNobody(ws.data.dir, ws.db, run.args) : await streamAvailableNow(ws.data.dir, ws.db, run.args);
     // Soft: the outcome of each file below says more than the exit code alone.
     expect.soft(result.code, result.output).toBe(0);
 
     for (const file of run.files) {
       const text = file.make || file.symlink ? '' : await readFile(join(FIXTURES, run.dir, file.from ?? file.name), 'latin1');
       const physicalLine = (n: number) => Buffer.from(text.split('\n')[n - 1] ?? '', 'latin1').toString('utf8').replace(/\r$/, '');
-      expect.soft(await observe(db, file, data.dir, result.output), JSON.stringify(file.name)).toEqual(expectedOf(file, physicalLine));
+      expect.soft(await observe(ws.db, file, ws.data.dir, result.output), JSON.stringify(file.name)).toEqual(expectedOf(file, physicalLine));
     }
     // Nothing else was recorded.
-    const { rows } = await db.query<{ name: string }>('SELECT DISTINCT name FROM ingest_files');
+    const { rows } = await ws.db.query<{ name: string }>('SELECT DISTINCT name FROM ingest_files');
     const recorded = run.files.filter((f) => f.expect.status !== 'ignored').map((f) => f.name);
     expect.soft(rows.map((r) => r.name).sort()).toEqual(recorded.sort());
-    expect.soft(await accountingViolations(db)).toEqual([]);
+    expect.soft(await accountingViolations(ws.db)).toEqual([]);
   });
 });

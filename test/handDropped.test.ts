@@ -1,5 +1,5 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { appendFile, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { appendFile, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,8 +8,8 @@ import { FileChangedError, FileReader, type ReadRules } from '../streamer/src/re
 import { RejectSpool } from '../streamer/src/reader/rejectSpool.ts';
 import { DEFAULT_EVENT_TYPES } from '../streamer/src/reader/validateRow.ts';
 import { accountingViolations } from './fixtures/checks.ts';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { finished, makeDataDir, startStreamer } from './support/pipeline.ts';
+import { finished, startStreamer } from './support/pipeline.ts';
+import { useWorkspace } from './support/workspace.ts';
 
 const HEADER = 'event_id,user_id,event_type,product_id,price,quantity,event_time\n';
 const id = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
@@ -31,26 +31,19 @@ interface LedgerRow {
 }
 
 describe('files dropped by hand while the streamer runs', () => {
-  let db: TestDatabase;
-  let data: Awaited<ReturnType<typeof makeDataDir>>;
+  const ws = useWorkspace({ input: true });
   let streamer: ReturnType<typeof startStreamer> | undefined;
-  beforeEach(async () => {
-    db = await createTestDatabase();
-    data = await makeDataDir();
-    await mkdir(data.input, { recursive: true });
-  });
+  // Runs before the workspace's own clean-up (after-hooks run in reverse order).
   afterEach(async () => {
     if (streamer && streamer.exitCode === null && streamer.signalCode === null) {
       streamer.kill('SIGKILL');
       await finished(streamer);
     }
     streamer = undefined;
-    await db.drop();
-    await data.remove();
   });
 
   async function start(args: string[]) {
-    streamer = startStreamer(data.dir, db, ['--trigger-interval-ms', '100', ...args]);
+    streamer = startStreamer(ws.data.dir, ws.db, ['--trigger-interval-ms', '100', ...args]);
     const deadline = Date.now() + 30_000;
     while (!streamer.output().includes('watching for files')) {
       if (streamer.exitCode !== null || Date.now() > deadline) throw new Error(`the streamer did not start:\n${streamer.output()}`);
@@ -61,7 +54,7 @@ describe('files dropped by hand while the streamer runs', () => {
 
   /** The file's ledger rows; `started_ms` is when its transaction began (now() is the transaction's start). */
   async function ledger(name: string): Promise<LedgerRow[]> {
-    const { rows } = await db.query<LedgerRow>(
+    const { rows } = await ws.db.query<LedgerRow>(
       `SELECT status, reason, rows_read::int, rows_loaded::int, rows_rejected::int, rows_duplicate::int,
               (extract(epoch FROM committed_at) * 1000)::float8 AS started_ms
          FROM ingest_files WHERE name = $1 ORDER BY id`,
@@ -86,7 +79,7 @@ describe('files dropped by hand while the streamer runs', () => {
   }
 
   async function stored(name: string) {
-    const { rows } = await db.query<{ n: number; rejects: number }>(
+    const { rows } = await ws.db.query<{ n: number; rejects: number }>(
       `SELECT (SELECT count(*)::int FROM user_activity WHERE source_file = $1) AS n,
               (SELECT count(*)::int FROM user_activity_rejects WHERE source_file = $1) AS rejects`,
       [name],
@@ -99,7 +92,7 @@ describe('files dropped by hand while the streamer runs', () => {
     ['polling (--poll)', ['--poll']],
   ])('%s: a file that grows for 1.5 s is read once, whole, once it has stopped growing for --file-stable-ms', async (_mode, extra) => {
     await start(['--file-stable-ms', '1000', ...extra]);
-    const path = join(data.input, 'growing.csv');
+    const path = join(ws.data.input, 'growing.csv');
     const step = 300;
     await writeFile(path, HEADER + rows(0, step));
     for (let i = 1; i <= 5; i++) {
@@ -121,14 +114,14 @@ describe('files dropped by hand while the streamer runs', () => {
     expect(await stored('growing.csv')).toEqual({ n: total, rejects: 0 });
     expect(output).not.toContain('changed while it was read');
     expect(output).not.toContain('a processed file was changed');
-    expect(await accountingViolations(db)).toEqual([]);
+    expect(await accountingViolations(ws.db)).toEqual([]);
   });
 
   it('a large file copied the way cp does (the first half, a 200 ms pause, the rest) is not read half-written', async () => {
     const total = 100_000;
     const content = Buffer.from(HEADER + rows(0, total));
     await start(['--file-stable-ms', '500']);
-    const path = join(data.input, 'copied.csv');
+    const path = join(ws.data.input, 'copied.csv');
     const file = await open(path, 'w');
     // The cut falls inside a row, as a block-wise copy's would.
     const half = Math.floor(content.length / 2) + 7;
@@ -151,15 +144,15 @@ describe('files dropped by hand while the streamer runs', () => {
 
   it('a file appended to while its COPY runs is rolled back and read again, whole, later', async () => {
     const total = 300_000;
-    const temp = join(data.dir, 'appended.csv.tmp');
+    const temp = join(ws.data.dir, 'appended.csv.tmp');
     await writeFile(temp, HEADER + rows(0, total));
     await start(['--file-stable-ms', '0']);
-    const path = join(data.input, 'appended.csv');
+    const path = join(ws.data.input, 'appended.csv');
     await rename(temp, path);
     // Wait for its COPY to be running, then add rows.
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const { rows: active } = await db.query<{ n: number }>(
+      const { rows: active } = await ws.db.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'COPY user_activity %'`,
       );
       if (active[0]!.n > 0) break;
@@ -181,10 +174,10 @@ describe('files dropped by hand while the streamer runs', () => {
   it('an empty file waits at least 2 s before it is recorded as empty; one written a second after it was created is loaded', async () => {
     await start(['--file-stable-ms', '300']);
     const created = Date.now();
-    await writeFile(join(data.input, 'stays-empty.csv'), '');
-    await writeFile(join(data.input, 'filled-later.csv'), '');
+    await writeFile(join(ws.data.input, 'stays-empty.csv'), '');
+    await writeFile(join(ws.data.input, 'filled-later.csv'), '');
     await sleep(1000);
-    await writeFile(join(data.input, 'filled-later.csv'), HEADER + rows(0, 10));
+    await writeFile(join(ws.data.input, 'filled-later.csv'), HEADER + rows(0, 10));
     await sleep(700);
     // 1.7 s after creation: far past --file-stable-ms, not yet 2 s.
     expect(await ledger('stays-empty.csv')).toEqual([]);

@@ -1,30 +1,20 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { copyFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { finished, makeDataDir, startStreamer } from './support/pipeline.ts';
+import { finished, startStreamer } from './support/pipeline.ts';
+import { useWorkspace } from './support/workspace.ts';
 
 const HEADER = 'event_id,user_id,event_type,product_id,price,quantity,event_time\n';
 const row = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')},user_${i},purchase,SKU-${i},1.25,2,2026-05-01T10:00:00Z\n`;
 
 describe('continuous mode', () => {
-  let db: TestDatabase;
-  let data: Awaited<ReturnType<typeof makeDataDir>>;
-  beforeEach(async () => {
-    db = await createTestDatabase();
-    data = await makeDataDir();
-    await mkdir(data.input, { recursive: true });
-  });
-  afterEach(async () => {
-    await db.drop();
-    await data.remove();
-  });
+  const ws = useWorkspace({ input: true });
 
   async function waitForRows(n: number, timeoutMs: number): Promise<number> {
     const start = Date.now();
     while (Date.now() - start < timeoutMs) {
-      const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM user_activity');
+      const { rows } = await ws.db.query<{ n: string }>('SELECT count(*) AS n FROM user_activity');
       if (Number(rows[0]!.n) >= n) return Date.now() - start;
       await sleep(25);
     }
@@ -33,31 +23,31 @@ describe('continuous mode', () => {
 
   it('a file dropped while the streamer runs is queryable within two trigger intervals; SIGTERM exits cleanly', async () => {
     const interval = 1500;
-    const streamer = startStreamer(data.dir, db, ['--trigger-interval-ms', String(interval), '--file-stable-ms', '200']);
+    const streamer = startStreamer(ws.data.dir, ws.db, ['--trigger-interval-ms', String(interval), '--file-stable-ms', '200']);
     while (!streamer.output().includes('watching for files')) await sleep(50);
 
     for (let i = 1; i <= 3; i++) {
-      const temp = join(data.dir, `drop-${i}.tmp`);
+      const temp = join(ws.data.dir, `drop-${i}.tmp`);
       await writeFile(temp, HEADER + row(i));
-      await rename(temp, join(data.input, `drop-${i}.csv`));
+      await rename(temp, join(ws.data.input, `drop-${i}.csv`));
       const latency = await waitForRows(i, 4 * interval);
       expect(latency, `file ${i} became queryable after ${latency} ms`).toBeLessThanOrEqual(2 * interval);
     }
     // A plain copy of an existing file under another name: same content, not loaded twice.
-    await copyFile(join(data.input, 'drop-1.csv'), join(data.input, 'copy-of-drop-1.csv'));
+    await copyFile(join(ws.data.input, 'drop-1.csv'), join(ws.data.input, 'copy-of-drop-1.csv'));
     await sleep(2.5 * interval);
 
     streamer.kill('SIGTERM');
     const run = await finished(streamer);
     expect(run.code, run.output).toBe(0);
     expect(run.output).toContain('"msg":"stopped"');
-    const { rows } = await db.query<{ name: string; status: string }>('SELECT name, status FROM ingest_files ORDER BY name');
+    const { rows } = await ws.db.query<{ name: string; status: string }>('SELECT name, status FROM ingest_files ORDER BY name');
     expect(rows).toEqual([
       { name: 'copy-of-drop-1.csv', status: 'duplicate' },
       { name: 'drop-1.csv', status: 'loaded' },
       { name: 'drop-2.csv', status: 'loaded' },
       { name: 'drop-3.csv', status: 'loaded' },
     ]);
-    expect(Number((await db.query('SELECT count(*) AS n FROM user_activity')).rows[0]!.n)).toBe(3);
+    expect(Number((await ws.db.query('SELECT count(*) AS n FROM user_activity')).rows[0]!.n)).toBe(3);
   });
 });

@@ -1,6 +1,6 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ALIASES } from '../streamer/src/reader/columns.ts';
@@ -8,8 +8,8 @@ import { FileReader, FileRejectedError, type ReadRules } from '../streamer/src/r
 import { RejectSpool } from '../streamer/src/reader/rejectSpool.ts';
 import { DEFAULT_EVENT_TYPES } from '../streamer/src/reader/validateRow.ts';
 import { accountingViolations } from './fixtures/checks.ts';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { makeDataDir, streamAvailableNow } from './support/pipeline.ts';
+import { streamAvailableNow } from './support/pipeline.ts';
+import { useWorkspace } from './support/workspace.ts';
 
 // fast-check's seed: set FC_SEED to replay a failure (the seed is in every failure message).
 const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
@@ -277,17 +277,7 @@ describe('the reader, on generated input (in-process)', () => {
 });
 
 describe('the accounting, end to end through the streamer', () => {
-  let db: TestDatabase;
-  let data: Awaited<ReturnType<typeof makeDataDir>>;
-  beforeEach(async () => {
-    db = await createTestDatabase();
-    data = await makeDataDir();
-    await mkdir(data.input, { recursive: true });
-  });
-  afterEach(async () => {
-    await db.drop();
-    await data.remove();
-  });
+  const ws = useWorkspace({ input: true });
 
   it('for 8 generated files: rows_read = loaded + rejected + duplicate, and the tables hold exactly those rows', async () => {
     const contents = fc.sample(csvish, { numRuns: 40, seed: SEED }).filter((c, i, all) => all.findIndex((d) => d.equals(c)) === i && c.length > 0);
@@ -297,16 +287,16 @@ describe('the accounting, end to end through the streamer', () => {
     const reads = new Map<string, Read>();
     for (const [i, content] of files.entries()) {
       const name = `generated-${i}.csv`;
-      const path = join(data.input, name);
+      const path = join(ws.data.input, name);
       await writeFile(path, content);
       await utimes(path, past, past);
       reads.set(name, await readFile(path, name));
     }
-    const run = await streamAvailableNow(data.dir, db);
+    const run = await streamAvailableNow(ws.data.dir, ws.db);
     expect(run.code, `seed ${SEED}\n${run.output}`).toBe(0);
 
-    expect(await accountingViolations(db), `seed ${SEED}`).toEqual([]);
-    const { rows } = await db.query<{ name: string; status: string; reason: string | null; rows_read: number; rows_rejected: number }>(
+    expect(await accountingViolations(ws.db), `seed ${SEED}`).toEqual([]);
+    const { rows } = await ws.db.query<{ name: string; status: string; reason: string | null; rows_read: number; rows_rejected: number }>(
       'SELECT name, status, reason, rows_read::int, rows_rejected::int FROM ingest_files ORDER BY name',
     );
     expect(rows.map((r) => r.name), `seed ${SEED}`).toEqual([...reads.keys()].sort());

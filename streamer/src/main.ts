@@ -1,7 +1,7 @@
 import { createLogger } from '../../lib/log.ts';
-import { startEmbeddedPostgres } from '../../lib/embeddedPostgres.ts';
 import { ConfigError, loadConfig, usage } from './config.ts';
 import { migrate } from './db/migrate.ts';
+import { openDatabase } from './db/openDatabase.ts';
 import { createPool, withClient } from './db/pool.ts';
 import { runStreamer } from './loop.ts';
 import { retryTransient } from './retry.ts';
@@ -31,9 +31,7 @@ async function main(): Promise<number> {
 
   let database;
   try {
-    database = cfg.databaseUrl
-      ? { url: cfg.databaseUrl, stop: async () => undefined }
-      : await startEmbeddedPostgres({ dir: `${cfg.dataDir}/postgres`, port: cfg.embeddedPgPort, database: 'dropstream' }, log);
+    database = await openDatabase(cfg, log);
   } catch (err) {
     log.fatal((err as Error).message);
     return 1;

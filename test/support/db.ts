@@ -26,6 +26,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
   const url = withDatabase(adminUrl, name);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
+  // Tests stop servers and terminate sessions on purpose: an idle connection dying is no failure.
+  pool.on('error', () => undefined);
   return {
     url,
     query: (sql, params) => pool.query(sql, params as unknown[]),

@@ -14,7 +14,13 @@ export interface Run {
   output: string;
 }
 
-export async function makeDataDir(): Promise<{ dir: string; input: string; remove: () => Promise<void> }> {
+export interface DataDir {
+  dir: string;
+  input: string;
+  remove: () => Promise<void>;
+}
+
+export async function makeDataDir(): Promise<DataDir> {
   const dir = await mkdtemp(join(tmpdir(), 'dropstream-data-'));
   await chmod(dir, 0o755);
   return { dir, input: join(dir, 'input'), remove: () => rm(dir, { recursive: true, force: true }) };

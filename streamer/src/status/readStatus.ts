@@ -1,6 +1,8 @@
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
+import { processedFiles, type BatchTotals } from '../sink/ledger.ts';
+import { listInput } from '../source/listInput.ts';
 import { acceptsName } from '../source/acceptsName.ts';
 
 /**
@@ -24,17 +26,11 @@ export interface StreamStatus {
   totals: Totals;
 }
 
-export interface BatchFigures {
+export interface BatchFigures extends BatchTotals {
   id: number;
   startedAt: string;
   /** null: not finished (in flight, or cut short and to be run again at the next start). */
   finishedAt: string | null;
-  files: number;
-  bytes: number;
-  rowsRead: number;
-  rowsLoaded: number;
-  rowsRejected: number;
-  rowsDuplicate: number;
   /** finishedAt − startedAt; a batch replayed after a crash counts from its first start. */
   durationMs: number | null;
 }
@@ -114,13 +110,15 @@ export interface ReadStatusOptions {
   dataDir: string;
   /** The time ages are measured against (tests); default now. */
   now?: Date;
+  /** As the streamer's --recursive: pending files in subdirectories count too. */
+  recursive?: boolean;
 }
 
-export async function readStatus({ db, dataDir, now = new Date() }: ReadStatusOptions): Promise<StreamStatus> {
+export async function readStatus({ db, dataDir, now = new Date(), recursive = false }: ReadStatusOptions): Promise<StreamStatus> {
   const schema = await hasSchema(db);
-  const processed = schema ? await processedNames(db) : new Set<string>();
+  const processed = schema ? new Set((await processedFiles(db)).keys()) : new Set<string>();
   const [pending, quarantineFiles, offsets] = await Promise.all([
-    pendingFiles(join(dataDir, 'input'), processed, now),
+    pendingFiles(join(dataDir, 'input'), processed, now, recursive),
     countQuarantineFiles(join(dataDir, 'quarantine')),
     readCheckpoint(join(dataDir, 'checkpoint')),
   ]);
@@ -194,11 +192,6 @@ async function hasSchema(db: Queryable): Promise<boolean> {
 }
 
 /** Names taken for good: the same rule as the streamer's (see ingest_files_processed_name). */
-async function processedNames(db: Queryable): Promise<Set<string>> {
-  const { rows } = await db.query<{ name: string }>(`SELECT name FROM ingest_files WHERE status IN ('loaded', 'empty', 'duplicate')`);
-  return new Set(rows.map((r) => r.name));
-}
-
 async function batches(db: Queryable, tail: string): Promise<BatchFigures[]> {
   const { rows } = await db.query<{
     id: string;
@@ -288,10 +281,10 @@ function compareCheckpoint(cp: CheckpointFiles, lastFinishedId: number | null, o
   return { state, ...base };
 }
 
-async function pendingFiles(inputDir: string, processed: Set<string>, now: Date): Promise<PendingFiles> {
+async function pendingFiles(inputDir: string, processed: Set<string>, now: Date, recursive: boolean): Promise<PendingFiles> {
   let names: string[];
   try {
-    names = await readdir(inputDir);
+    names = await listInput(inputDir, recursive);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { count: 0, bytes: 0, oldest: null, inputExists: false };
     throw err;
