@@ -50,4 +50,17 @@ describe('continuous mode', () => {
     ]);
     expect(Number((await ws.db.query('SELECT count(*) AS n FROM user_activity')).rows[0]!.n)).toBe(3);
   });
+
+  it('a file set aside, fixed and dropped again under the same name, is loaded in the same run', async () => {
+    const streamer = startStreamer(ws.data.dir, ws.db, ['--trigger-interval-ms', '100']);
+    while (!streamer.output().includes('watching for files')) await sleep(50);
+    await writeFile(join(ws.data.input, 'fixme.csv'), 'event,who\nview,me\n');
+    while (!streamer.output().includes('file set aside')) await sleep(50);
+    await writeFile(join(ws.data.input, 'fixme.csv'), HEADER + row(7));
+    await waitForRows(1, 10_000);
+    streamer.kill('SIGTERM');
+    expect((await finished(streamer)).code).toBe(0);
+    const { rows } = await ws.db.query<{ status: string }>('SELECT status FROM ingest_files WHERE name = $1 ORDER BY id', ['fixme.csv']);
+    expect(rows.map((r) => r.status)).toEqual(['quarantined', 'loaded']);
+  });
 });

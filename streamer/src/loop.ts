@@ -59,9 +59,8 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
     const totals = await retry(`finishing batch ${batch.id}`, () => finishBatch(pool, batch.id));
     crashPoint('after-db-commit', batch.id);
     await checkpoint.writeCommit(batch.id, totals);
-    const done = batch.files.filter((f) => results.get(f.name)?.status !== 'changed');
-    source.settle(done, batch.files.filter((f) => !done.includes(f)).map((f) => f.name));
-    await retireAll(done.filter((f) => results.get(f.name)?.status !== 'quarantined').map((f) => f.name));
+    source.settle(batch.files, (name) => results.get(name)?.status);
+    await retireAll(batch.files.filter((f) => ['loaded', 'empty', 'duplicate'].includes(results.get(f.name)?.status ?? '')).map((f) => f.name));
     logBatch(log, batch, [...results.values()], totals, performance.now() - started);
   };
 
@@ -89,7 +88,7 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
     await runBatch({ ...latest.batch, files }, true);
   }
   // Committed files a crash left in input before --clean-source could retire them.
-  await retireAll((await listInput(cfg.inputDir, cfg.recursive).catch(() => [])).filter((name) => processed.has(name)));
+  if (cfg.cleanSource !== 'off') await retireAll((await listInput(cfg.inputDir, cfg.recursive).catch(() => [])).filter((name) => processed.has(name)));
 
   await source.start();
   log.info({ input: cfg.inputDir, processedBefore: processed.size, mode: cfg.availableNow ? 'available-now' : 'continuous' }, 'watching for files');
