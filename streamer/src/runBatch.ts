@@ -1,0 +1,97 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type PQueue from 'p-queue';
+import type pg from 'pg';
+import type { Logger } from '../../lib/log.ts';
+import type { Checkpoint } from './checkpoint/checkpoint.ts';
+import type { StreamerConfig } from './config.ts';
+import { crashPoint } from './crashPoint.ts';
+import type { PlannedBatch } from './planner.ts';
+import { beginBatch, committedFilesOfBatch, finishBatch, type BatchTotals, type FileResult } from './sink/ledger.ts';
+import { loadFile, type SinkContext } from './sink/loadFile.ts';
+import { quarantine } from './sink/quarantine.ts';
+import type { FileSource } from './source/fileSource.ts';
+import { retireFile } from './source/retireFile.ts';
+
+export interface BatchContext {
+  cfg: StreamerConfig;
+  pool: pg.Pool;
+  log: Logger;
+  checkpoint: Checkpoint;
+  source: FileSource;
+  sink: SinkContext;
+  /** Files loaded at once, each on its own connection. */
+  queue: PQueue;
+  /** Runs database work until it succeeds, waiting out outages. */
+  retry: <T>(what: string, work: () => Promise<T>) => Promise<T>;
+}
+
+const PROCESSED: ReadonlySet<string> = new Set(['loaded', 'empty', 'duplicate']);
+
+/**
+ * One micro-batch: write its offsets ahead → load each file in its own transaction → finish the
+ * batch in the ledger → write its commit record → hand the files back to the source, clean up,
+ * log. A replay (the batch was cut short) skips what the database already committed.
+ */
+export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: boolean): Promise<void> {
+  const { cfg, pool, checkpoint, source, retry } = ctx;
+  const started = performance.now();
+  if (!replay) await checkpoint.writeOffsets(batch);
+  crashPoint('after-offsets', batch.id);
+  source.take(batch.files);
+  const bytes = batch.files.reduce((sum, f) => sum + f.size, 0);
+  const results = await retry(`batch ${batch.id}`, async () => {
+    await beginBatch(pool, batch.id, batch.files.length, bytes);
+    const committed = await committedFilesOfBatch(pool, batch.id);
+    return settleAll(batch.files.map((f) => committed.get(f.name) ?? ctx.queue.add(() => loadFile(ctx.sink, f, batch.id))));
+  });
+  if (replay) await finishQuarantines(ctx, batch, results);
+  const totals = await retry(`finishing batch ${batch.id}`, () => finishBatch(pool, batch.id));
+  crashPoint('after-db-commit', batch.id);
+  await checkpoint.writeCommit(batch.id, totals);
+  source.settle(batch.files, (name) => results.get(name)?.status);
+  await retireFiles(cfg, batch.files.filter((f) => PROCESSED.has(results.get(f.name)?.status ?? '')).map((f) => f.name));
+  logBatch(ctx.log, batch, [...results.values()], totals, performance.now() - started);
+}
+
+/** --clean-source: processed files leave input once their batch is committed, never before. */
+export async function retireFiles(cfg: StreamerConfig, names: string[]): Promise<void> {
+  if (cfg.cleanSource === 'off') return;
+  for (const name of names) await retireFile(join(cfg.inputDir, name), name, cfg.cleanSource, cfg.archiveDir);
+}
+
+/** A crash between a file's 'quarantined' ledger row and its move leaves it in input: move it now. */
+async function finishQuarantines(ctx: BatchContext, batch: PlannedBatch, results: Map<string, FileResult>): Promise<void> {
+  for (const f of batch.files) {
+    const r = results.get(f.name);
+    if (r?.status === 'quarantined' && existsSync(f.path)) await quarantine(f.path, f.name, ctx.cfg.quarantineDir, r.reason ?? 'set aside');
+  }
+}
+
+/** Waits for every file of a batch, so that a retry never runs beside a load still in flight. */
+async function settleAll(work: Array<FileResult | Promise<FileResult>>): Promise<Map<string, FileResult>> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return new Map(settled.map((s) => [(s as PromiseFulfilledResult<FileResult>).value.name, (s as PromiseFulfilledResult<FileResult>).value]));
+}
+
+/** The one log line of a batch, with its figures. */
+function logBatch(log: Logger, batch: PlannedBatch, results: FileResult[], totals: BatchTotals, ms: number): void {
+  const notLoaded = results.filter((r) => r.status !== 'loaded').map((r) => ({ file: r.name, status: r.status, reason: r.reason }));
+  log.info(
+    {
+      batch: batch.id,
+      files: totals.files,
+      bytes: totals.bytes,
+      rowsRead: totals.rowsRead,
+      rowsLoaded: totals.rowsLoaded,
+      rowsRejected: totals.rowsRejected,
+      rowsDuplicate: totals.rowsDuplicate,
+      durationMs: Math.round(ms),
+      rowsPerSec: Math.round((totals.rowsRead * 1000) / Math.max(ms, 1)),
+      ...(notLoaded.length > 0 && { notLoaded }),
+    },
+    `batch ${batch.id}: ${totals.files} files, ${totals.rowsLoaded} rows loaded, ${totals.rowsRejected} rejected, ${totals.rowsDuplicate} duplicate in ${Math.round(ms)} ms`,
+  );
+}
