@@ -10,7 +10,7 @@ import { listInput } from './source/listInput.ts';
  * crash cut it short) runs again with exactly the same files; committed files a crash left in
  * input before --clean-source could retire them are retired. Returns the next batch id.
  */
-export async function recover(ctx: BatchContext, processed: Map<string, unknown>): Promise<number> {
+export async function recover(ctx: BatchContext, processed: ReadonlySet<string>): Promise<number> {
   const { cfg, log } = ctx;
   const latest = await readLatest(ctx);
   const nextId = Math.max(await ctx.retry('reading the batch ledger', () => lastBatchId(ctx.pool)), latest?.batch.id ?? 0) + 1;

@@ -57,12 +57,10 @@ export async function loadedFileWithFingerprint(db: Queryable, fingerprint: stri
   return rows[0]?.name;
 }
 
-/** Names that are taken for good (see ingest_files_processed_name), with the size they had. */
-export async function processedFiles(db: Queryable): Promise<Map<string, { size: number; mtimeMs: number }>> {
-  const { rows } = await db.query<{ name: string; size: string; mtime_ms: number }>(
-    `SELECT name, size, extract(epoch FROM mtime) * 1000 AS mtime_ms FROM ingest_files WHERE status IN ('loaded', 'empty', 'duplicate')`,
-  );
-  return new Map(rows.map((r) => [r.name, { size: Number(r.size), mtimeMs: Number(r.mtime_ms) }]));
+/** Names that are taken for good (see ingest_files_processed_name): never read again. */
+export async function processedNames(db: Queryable): Promise<Set<string>> {
+  const { rows } = await db.query<{ name: string }>(`SELECT name FROM ingest_files WHERE status IN ('loaded', 'empty', 'duplicate')`);
+  return new Set(rows.map((r) => r.name));
 }
 
 /** Files of a batch the database has already committed: on a replay they are not read again. */

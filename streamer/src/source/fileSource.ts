@@ -18,8 +18,8 @@ export interface SourceOptions {
   recursive: boolean;
   /** Only the files present at start (no watching). */
   availableNow: boolean;
-  /** Names already processed, with the size they had then. */
-  processed: Map<string, { size: number; mtimeMs: number }>;
+  /** Names already processed: never offered again. */
+  processed: Set<string>;
   log: Logger;
 }
 
@@ -77,7 +77,15 @@ export class FileSource {
     this.watcher.on('change', (path) => this.onChange(this.nameOf(path)));
     this.watcher.on('unlink', (path) => this.onUnlink(this.nameOf(path)));
     this.watcher.on('error', (err) => this.opts.log.error({ err }, 'watching the input directory failed'));
-    await once(this.watcher, 'ready');
+    // Not awaited: chokidar stats every entry before it is ready, seconds with 100,000 processed
+    // files in input, and the listing above already found everything present. A file that
+    // arrived between that listing and chokidar's own is picked up by a second listing then.
+    this.watcher.once('ready', () => {
+      void listInput(this.opts.inputDir, this.opts.recursive).then(
+        (names) => names.forEach((name) => this.offer(name)),
+        (err) => this.opts.log.error({ err }, 'listing the input directory failed'),
+      );
+    });
   }
 
   async close(): Promise<void> {
@@ -163,7 +171,7 @@ export class FileSource {
       }
       this.pending.delete(f.name);
       if (s === 'quarantined') continue;
-      this.opts.processed.set(f.name, { size: f.size, mtimeMs: f.mtimeMs });
+      this.opts.processed.add(f.name);
       this.watcher?.unwatch(f.path);
       if (this.changedInFlight.delete(f.name)) this.warnChanged(f.name);
     }
@@ -174,7 +182,7 @@ export class FileSource {
   }
 
   private offer(name: string): void {
-    if (!acceptsName(name) || this.opts.processed.has(name) || this.pending.has(name)) return;
+    if (this.opts.processed.has(name) || this.pending.has(name) || !acceptsName(name)) return;
     this.pending.set(name, undefined);
     this.changes.emit('change');
   }

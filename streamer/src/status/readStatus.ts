@@ -1,7 +1,7 @@
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { processedFiles, type BatchTotals } from '../sink/ledger.ts';
+import { processedNames, type BatchTotals } from '../sink/ledger.ts';
 import { listInput } from '../source/listInput.ts';
 import { acceptsName } from '../source/acceptsName.ts';
 
@@ -116,7 +116,7 @@ export interface ReadStatusOptions {
 
 export async function readStatus({ db, dataDir, now = new Date(), recursive = false }: ReadStatusOptions): Promise<StreamStatus> {
   const schema = await hasSchema(db);
-  const processed = schema ? new Set((await processedFiles(db)).keys()) : new Set<string>();
+  const processed = schema ? await processedNames(db) : new Set<string>();
   const [pending, quarantineFiles, offsets] = await Promise.all([
     pendingFiles(join(dataDir, 'input'), processed, now, recursive),
     countQuarantineFiles(join(dataDir, 'quarantine')),
