@@ -2,11 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:net';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { embeddedUrl } from '../lib/embeddedPostgres.ts';
 import { freePort } from './support/ownServer.ts';
-import { finished, makeDataDir, spawnProgram } from './support/pipeline.ts';
+import { finished, makeDataDir, spawnProgram, waitForOutput } from './support/pipeline.ts';
 
 /** `npm start` as a user runs it: no DATABASE_URL, so the embedded PostgreSQL under the data directory. */
 const start = (dataDir: string, port: number) =>
@@ -22,6 +21,14 @@ async function countEvents(port: number): Promise<number> {
   }
 }
 
+async function finishedWithin(child: ReturnType<typeof start>, ms: number) {
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  const run = await finished(child);
+  clearTimeout(timer);
+  if (run.signal === 'SIGKILL') throw new Error(`did not stop within ${ms} ms:\n${run.output}`);
+  return run;
+}
+
 describe('npm start', () => {
   let data: Awaited<ReturnType<typeof makeDataDir>>;
   beforeEach(async () => {
@@ -32,13 +39,10 @@ describe('npm start', () => {
   it('runs database, streamer and generator; Ctrl-C stops them cleanly and the data is there at the next start', async () => {
     const port = await freePort();
     const first = start(data.dir, port);
-    while (!first.output().includes('"batch":2,')) {
-      if (first.exitCode !== null) throw new Error(first.output());
-      await sleep(200);
-    }
+    await waitForOutput(first, '"batch":2,');
     expect(first.output()).toContain(`psql ${embeddedUrl(port, 'dropstream')}`);
     first.kill('SIGINT');
-    const run = await finished(first);
+    const run = await finishedWithin(first, 30_000);
     expect(run.code, run.output).toBe(0);
     expect(run.output).toContain('stopped; the data stays for the next start');
     // Nothing half-written was handed over, and nothing is left running on the port.
@@ -46,13 +50,10 @@ describe('npm start', () => {
     await expect(countEvents(port)).rejects.toThrow();
 
     const second = start(data.dir, port);
-    while (!second.output().includes('watching for files')) {
-      if (second.exitCode !== null) throw new Error(second.output());
-      await sleep(200);
-    }
+    await waitForOutput(second, 'watching for files');
     expect(await countEvents(port)).toBeGreaterThanOrEqual(2000);
     second.kill('SIGINT');
-    expect((await finished(second)).code).toBe(0);
+    expect((await finishedWithin(second, 30_000)).code).toBe(0);
   });
 
   it('a database that cannot start gets a clear message, not a stack trace', async () => {

@@ -103,3 +103,13 @@ export async function tableState(db: Pick<TestDatabase, 'query'>): Promise<Table
   const a = agg.rows[0]!;
   return { count: Number(a.count), distinctIds: Number(a.distinct_ids), ids: new Set(rows.map((r) => r.event_id)), revenueCents: Number(a.revenue_cents ?? 0) };
 }
+
+/** Waits until a child's output contains `text`; fails with the output so far if it exits or times out. */
+export async function waitForOutput(child: ChildProcess & { output: () => string }, text: string, timeoutMs = 60_000): Promise<void> {
+  const start = Date.now();
+  while (!child.output().includes(text)) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`exited before '${text}':\n${child.output()}`);
+    if (Date.now() - start > timeoutMs) throw new Error(`no '${text}' after ${timeoutMs} ms:\n${child.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -1,0 +1,94 @@
+// Smoke test of `npm run bench`: every measurement runs in quick mode on a tiny corpus, so that the
+// script cannot rot. It checks the report's shape and the rows each variant stored, never timings.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { BEGIN, END, writeReport, type BenchReport } from '../scripts/bench/report.ts';
+import { MEASUREMENTS, runBench } from '../scripts/bench/run.ts';
+import { findPsql } from '../scripts/bench/support.ts';
+import type { VariantId } from '../scripts/bench/throughput.ts';
+
+describe('npm run bench --quick', () => {
+  let dir: string;
+  let report: BenchReport;
+  const psql = findPsql();
+  // psql's \copy when psql is installed, and always the fallback used when it is not.
+  const variants: VariantId[] = [...(psql ? (['psql-copy'] as const) : []), 'node-copy', 'insert', 'streamer'];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dropstream-bench-test-'));
+    report = await runBench({
+      adminUrl: inject('adminUrl'),
+      postgresSource: 'test server',
+      cacheDir: join(dir, 'cache'),
+      quick: true,
+      only: MEASUREMENTS,
+      repeat: 1,
+      variants,
+      psql,
+      streamerArgs: [],
+      log: () => undefined,
+    });
+  }, 300_000);
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('measures every variant, and each stored exactly the rows of its files', () => {
+    const t = report.throughput!;
+    expect(t.variants.map((v) => v.id)).toEqual(variants);
+    expect(t.baseline).toBe(variants[0]);
+    expect(t.corpus.rows).toBe(t.corpus.files * t.corpus.rowsPerFile);
+    for (const v of t.variants) {
+      expect(v.runs).toHaveLength(1);
+      expect(v.runs.map((r) => r.rowsLoaded), v.id).toEqual([t.corpus.rows]);
+      expect(v.rowsOk).toBe(true);
+      expect(v.rowsPerSec.median).toBeGreaterThan(0);
+    }
+    expect(t.ratio).toBeGreaterThan(0);
+    expect(t.variants.find((v) => v.id === 'streamer')!.peakRssBytes!.max).toBeGreaterThan(0);
+
+    const m = report.memory!;
+    expect(m.corpus.files).toBe(1);
+    expect(m.variants.map((v) => v.id)).toEqual([variants[0], 'streamer']);
+    for (const v of m.variants) expect(v.runs.map((r) => r.rowsLoaded), v.id).toEqual([m.corpus.rows]);
+    expect(m.peakRssBytes!.max).toBeGreaterThan(0);
+
+    expect(report.latency!.map((l) => l.filesPerSec)).toEqual([10, 1]);
+    for (const l of report.latency!) {
+      expect(l.filesCommitted).toBe(l.filesWritten);
+      expect(l.rowsLoaded).toBe(l.rowsExpected);
+      expect(l.latencyMs.p50).toBeGreaterThan(0);
+      expect(l.latencyMs.p99).toBeGreaterThanOrEqual(l.latencyMs.p50);
+    }
+
+    const s = report.startup!;
+    expect(s.historyFiles).toBe(1000);
+    expect(s.runs).toHaveLength(1);
+    expect(s.rowsOk).toBe(true);
+    expect(s.firstBatchMs.median).toBeGreaterThanOrEqual(s.watchingMs.median);
+
+    expect(report.rowsOk).toBe(true);
+    expect(report.machine.cores).toBeGreaterThan(0);
+    expect(report.machine.postgres).toMatch(/^\d+/);
+    expect(report.commit).not.toBe('');
+    expect(report.targets.map((c) => c.what)).toHaveLength(6);
+  });
+
+  it('writes the JSON and only the generated part of the Markdown', async () => {
+    const md = join(dir, 'performance.md');
+    await writeFile(md, `# Performance\n\nHand-written method.\n\n${BEGIN}\nold figures\n${END}\n\nHand-written footer.\n`);
+    const written = await writeReport(report, md);
+    const text = await readFile(md, 'utf8');
+    expect(text.startsWith('# Performance\n\nHand-written method.\n\n')).toBe(true);
+    expect(text.endsWith(`${END}\n\nHand-written footer.\n`)).toBe(true);
+    expect(text).not.toContain('old figures');
+    expect(text).toContain('### Throughput');
+    expect(text).toContain('### Start-up with 1,000 files in history');
+    expect(JSON.parse(await readFile(written.json, 'utf8'))).toEqual(JSON.parse(JSON.stringify(report)));
+
+    await writeReport(report, md); // again: still one generated part
+    expect((await readFile(md, 'utf8')).split(END)).toHaveLength(2);
+  });
+});
