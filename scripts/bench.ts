@@ -1,6 +1,5 @@
 // `npm run bench`: how fast dropstream loads, against psql's own \copy, on this machine.
 // The method is described at the top of docs/performance.md; the modules are in scripts/bench/.
-import { createServer } from 'node:net';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +10,7 @@ import { renderMarkdown, writeReport } from './bench/report.ts';
 import { MEASUREMENTS, runBench, type Measurement } from './bench/run.ts';
 import { findPsql } from './bench/support.ts';
 import type { VariantId } from './bench/throughput.ts';
+import { freePort } from '../lib/freePort.ts';
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -61,17 +61,8 @@ if (!Number.isInteger(repeat) || repeat < 1) fail(`--repeat must be a whole numb
 const log = (message: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
 const profileDir = values['cpu-prof'] && resolve(values['cpu-prof']);
 const psql = values['no-psql'] ? null : findPsql();
-if (!psql) log('psql is not installed: the baseline is the same COPY FROM STDIN, sent from Node');
+if (!psql) log(`psql ${values['no-psql'] ? 'not used (--no-psql)' : 'is not installed'}: the baseline is the same COPY FROM STDIN, sent from Node`);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 let database: EmbeddedDatabase;
 let pgParent: string | undefined;

@@ -3,13 +3,13 @@
 // throwaway embedded PostgreSQL) and a temp data directory; exits 1 if an invariant breaks.
 import { randomBytes, randomInt } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
 import { formatReport, runChaos } from '../test/support/chaos.ts';
+import { freePort } from '../lib/freePort.ts';
 
 const USAGE = `Usage: npm run chaos -- --rounds N [options]
 
@@ -37,16 +37,6 @@ function wholeNumber(name: string, raw: string | undefined, fallback: number | u
   return Number(raw);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function withDatabase(url: string, database: string): string {
   const u = new URL(url);

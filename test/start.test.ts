@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { embeddedUrl } from '../lib/embeddedPostgres.ts';
-import { freePort } from './support/ownServer.ts';
+import { freePort } from '../lib/freePort.ts';
 import { finished, makeDataDir, spawnProgram, waitForOutput } from './support/pipeline.ts';
 
 /** `npm start` as a user runs it: no DATABASE_URL, so the embedded PostgreSQL under the data directory. */

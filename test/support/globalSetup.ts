@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../lib/embeddedPostgres.ts';
-import { freePort } from './ownServer.ts';
+import { freePort } from '../../lib/freePort.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

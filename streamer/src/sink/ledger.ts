@@ -27,6 +27,18 @@ export interface BatchTotals {
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
+/** The count columns of an ingest_batches row (bigints arrive as text). */
+export function batchTotals(r: Record<string, unknown>): BatchTotals {
+  return {
+    files: Number(r.files),
+    bytes: Number(r.bytes),
+    rowsRead: Number(r.rows_read),
+    rowsLoaded: Number(r.rows_loaded),
+    rowsRejected: Number(r.rows_rejected),
+    rowsDuplicate: Number(r.rows_duplicate),
+  };
+}
+
 export function emptyResult(file: SourceFile, status: FileStatus, reason?: string): FileResult {
   return { name: file.name, status, bytes: file.size, rowsRead: 0, rowsLoaded: 0, rowsRejected: 0, rowsDuplicate: 0, reason };
 }
@@ -108,15 +120,7 @@ export async function finishBatch(db: Queryable, batchId: number): Promise<Batch
       RETURNING b.files, b.bytes, b.rows_read, b.rows_loaded, b.rows_rejected, b.rows_duplicate`,
     [batchId],
   );
-  const r = rows[0];
-  return {
-    files: Number(r.files),
-    bytes: Number(r.bytes),
-    rowsRead: Number(r.rows_read),
-    rowsLoaded: Number(r.rows_loaded),
-    rowsRejected: Number(r.rows_rejected),
-    rowsDuplicate: Number(r.rows_duplicate),
-  };
+  return batchTotals(rows[0]);
 }
 
 export async function isBatchFinished(db: Queryable, batchId: number): Promise<boolean> {
@@ -142,13 +146,6 @@ export async function lastFinishedBatch(db: Queryable): Promise<{ batch: Planned
       plannedAt: new Date(b.started_at).toISOString(),
       files: files.rows.map((f) => ({ name: f.name, path: '', size: Number(f.size), mtimeMs: Number(f.mtime_ms) })),
     },
-    totals: {
-      files: Number(b.files),
-      bytes: Number(b.bytes),
-      rowsRead: Number(b.rows_read),
-      rowsLoaded: Number(b.rows_loaded),
-      rowsRejected: Number(b.rows_rejected),
-      rowsDuplicate: Number(b.rows_duplicate),
-    },
+    totals: batchTotals(b),
   };
 }

@@ -1,7 +1,7 @@
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { processedNames, type BatchTotals } from '../sink/ledger.ts';
+import { batchTotals, processedNames, type BatchTotals } from '../sink/ledger.ts';
 import { listInput } from '../source/listInput.ts';
 import { acceptsName } from '../source/acceptsName.ts';
 
@@ -191,7 +191,6 @@ async function hasSchema(db: Queryable): Promise<boolean> {
   return rows[0]!.ok;
 }
 
-/** Names taken for good: the same rule as the streamer's (see ingest_files_processed_name). */
 async function batches(db: Queryable, tail: string): Promise<BatchFigures[]> {
   const { rows } = await db.query<{
     id: string;
@@ -208,12 +207,7 @@ async function batches(db: Queryable, tail: string): Promise<BatchFigures[]> {
     id: Number(r.id),
     startedAt: r.started_at.toISOString(),
     finishedAt: r.finished_at?.toISOString() ?? null,
-    files: Number(r.files),
-    bytes: Number(r.bytes),
-    rowsRead: Number(r.rows_read),
-    rowsLoaded: Number(r.rows_loaded),
-    rowsRejected: Number(r.rows_rejected),
-    rowsDuplicate: Number(r.rows_duplicate),
+    ...batchTotals(r),
     durationMs: r.finished_at ? Math.max(0, r.finished_at.getTime() - r.started_at.getTime()) : null,
   }));
 }
