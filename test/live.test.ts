@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { copyFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { finished, startStreamer } from './support/pipeline.ts';
+import { finished, generate, startStreamer, streamAvailableNow, tableState, waitForOutput } from './support/pipeline.ts';
 import { useWorkspace } from './support/workspace.ts';
 
 const HEADER = 'event_id,user_id,event_type,product_id,price,quantity,event_time\n';
@@ -62,5 +62,20 @@ describe('continuous mode', () => {
     expect((await finished(streamer)).code).toBe(0);
     const { rows } = await ws.db.query<{ status: string }>('SELECT status FROM ingest_files WHERE name = $1 ORDER BY id', ['fixme.csv']);
     expect(rows.map((r) => r.status)).toEqual(['quarantined', 'loaded']);
+  });
+
+  it('SIGTERM in the middle of a batch exits promptly with 0; the next start loads the file exactly once', async () => {
+    await generate(ws.data.dir, { files: 1, rows: 150_000, seed: 61 });
+    const streamer = startStreamer(ws.data.dir, ws.db, ['--trigger-interval-ms', '0']);
+    await waitForOutput(streamer, 'watching for files');
+    await sleep(300); // into the COPY of the file
+    streamer.kill('SIGTERM');
+    const stopped = Date.now();
+    const run = await finished(streamer);
+    expect(run.code, run.output).toBe(0);
+    expect(Date.now() - stopped, 'seconds to stop').toBeLessThan(10_000);
+    const again = await streamAvailableNow(ws.data.dir, ws.db);
+    expect(again.code, again.output).toBe(0);
+    expect((await tableState(ws.db)).count).toBe(150_000);
   });
 });

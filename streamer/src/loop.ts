@@ -39,14 +39,17 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
   await source.start();
   log.info({ input: cfg.inputDir, processedBefore: processed.size, mode: cfg.availableNow ? 'available-now' : 'continuous' }, 'watching for files');
   let lastTrigger = 0;
-  while (!signal.aborted && !(cfg.availableNow && source.drained)) {
-    await nextTrigger();
-    if (signal.aborted) break;
-    const ready = await source.readyFiles();
-    if (ready.length === 0) continue;
-    await runBatch(ctx, planBatch(nextId++, ready, { maxFiles: cfg.maxFilesPerBatch, maxBytes: cfg.maxBytesPerBatch }), false);
+  try {
+    while (!signal.aborted && !(cfg.availableNow && source.drained)) {
+      await nextTrigger();
+      if (signal.aborted) break;
+      const ready = await source.readyFiles();
+      if (ready.length === 0) continue;
+      await runBatch(ctx, planBatch(nextId++, ready, { maxFiles: cfg.maxFilesPerBatch, maxBytes: cfg.maxBytesPerBatch }), false);
+    }
+  } finally {
+    await source.close();
   }
-  await source.close();
 
   async function nextTrigger(): Promise<void> {
     const pause = (ms: number) => sleep(ms, undefined, { signal }).catch(() => undefined);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../lib/log.ts';
 import { ConfigError, loadConfig, usage } from './config.ts';
 import { migrate } from './db/migrate.ts';
@@ -52,9 +53,11 @@ async function main(): Promise<number> {
     log.fatal({ err }, `the streamer stopped: ${(err as Error).message}`);
     return 1;
   } finally {
-    await pool.end();
+    // A load cut short by the stop may still hold a connection: its transaction dies with us.
+    await Promise.race([pool.end(), sleep(5_000)]);
     await database.stop();
   }
 }
 
-process.exitCode = await main();
+// Exit explicitly: a handle left open by a stop mid-batch must not keep the process alive.
+process.exit(await main());
