@@ -75,7 +75,7 @@ export class FileSource {
     }
     this.watcher.on('add', (path) => this.offer(this.nameOf(path)));
     this.watcher.on('change', (path) => this.onChange(this.nameOf(path)));
-    this.watcher.on('unlink', (path) => this.onUnlink(this.nameOf(path)));
+    this.watcher.on('unlink', (path) => this.pending.delete(this.nameOf(path)));
     this.watcher.on('error', (err) => this.opts.log.error({ err }, 'watching the input directory failed'));
     // Not awaited: chokidar stats every entry before it is ready, seconds with 100,000 processed
     // files in input, and the listing above already found everything present. A file that
@@ -187,14 +187,9 @@ export class FileSource {
     this.changes.emit('change');
   }
 
-  private onUnlink(name: string): void {
-    this.pending.delete(name);
-    if (this.opts.processed.has(name)) this.opts.log.debug({ file: name }, 'a processed file was removed from input');
-  }
-
+  /** chokidar reports only files still to read (processed ones are ignored): see processedWatch. */
   private onChange(name: string): void {
-    if (this.opts.processed.has(name)) this.warnChanged(name);
-    else if (this.inFlight.has(name)) this.changedInFlight.add(name); // its batch says what became of it
+    if (this.inFlight.has(name)) this.changedInFlight.add(name); // its batch says what became of it
     else this.offer(name);
     this.changes.emit('change');
   }
