@@ -73,9 +73,9 @@ export class FileSource {
       });
       this.processedWatch.on('error', () => undefined);
     }
-    this.watcher.on('add', (path) => this.offer(this.nameOf(path)));
+    // A file that disappears is dropped by readyFiles; an unlink event may come after a new file's add.
+    this.watcher.on('add', (path) => this.onChange(this.nameOf(path)));
     this.watcher.on('change', (path) => this.onChange(this.nameOf(path)));
-    this.watcher.on('unlink', (path) => this.pending.delete(this.nameOf(path)));
     this.watcher.on('error', (err) => this.opts.log.error({ err }, 'watching the input directory failed'));
     // Not awaited: chokidar stats every entry before it is ready, seconds with 100,000 processed
     // files in input, and the listing above already found everything present. A file that
@@ -170,10 +170,15 @@ export class FileSource {
         continue;
       }
       this.pending.delete(f.name);
-      if (s === 'quarantined') continue;
+      const changed = this.changedInFlight.delete(f.name);
+      if (s === 'quarantined') {
+        // The fixed file may have arrived while the bad one was being set aside.
+        if (changed) this.offer(f.name);
+        continue;
+      }
       this.opts.processed.add(f.name);
       this.watcher?.unwatch(f.path);
-      if (this.changedInFlight.delete(f.name)) this.warnChanged(f.name);
+      if (changed) this.warnChanged(f.name);
     }
   }
 
@@ -187,7 +192,7 @@ export class FileSource {
     this.changes.emit('change');
   }
 
-  /** chokidar reports only files still to read (processed ones are ignored): see processedWatch. */
+  /** A file added or changed. chokidar reports only files still to read (processed ones are ignored): see processedWatch. */
   private onChange(name: string): void {
     if (this.inFlight.has(name)) this.changedInFlight.add(name); // its batch says what became of it
     else this.offer(name);
