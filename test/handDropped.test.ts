@@ -207,7 +207,7 @@ describe('a file that changes while it is read (in-process)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** Reads a 4 MB file, calling `change` once the first piece of COPY text is out; returns what the read ended with. */
+  /** Reads a 4 MB file, calling `change` once the first piece of COPY data is out; returns what the read ended with. */
   async function readWhileChanging(name: string, change: (path: string) => Promise<void>): Promise<unknown> {
     const path = join(dir, name);
     await writeFile(path, HEADER + rows(0, 40_000));
@@ -217,7 +217,7 @@ describe('a file that changes while it is read (in-process)', () => {
     const reader = new FileReader({ name, path, size: st.size, mtimeMs: st.mtimeMs }, 1, rules, spool);
     let pieces = 0;
     try {
-      for await (const _ of reader.copyText() as AsyncIterable<unknown>) {
+      for await (const _ of reader.copyData()) {
         if (pieces++ === 0) await change(path);
       }
       return 'read to the end';

@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { BINARY_HEADER, RowTail, writeEventRow } from '../streamer/src/reader/copyBinary.ts';
 import { CopyBuffer } from '../streamer/src/reader/copyBuffer.ts';
+import { eventText } from '../streamer/src/reader/copyText.ts';
 import { FastRows } from '../streamer/src/reader/fastRow.ts';
 import { mapHeader, type ColumnMap } from '../streamer/src/reader/columns.ts';
 import { parseTimestamp } from '../streamer/src/reader/parseTimestamp.ts';
 import { LineSplitter } from '../streamer/src/reader/lineSplitter.ts';
 import { isBadRecord, lineFault, RecordAssembler, type SplitItem } from '../streamer/src/reader/recordAssembler.ts';
-import { DEFAULT_EVENT_TYPES, RowRejection, validateRow } from '../streamer/src/reader/validateRow.ts';
+import { DEFAULT_EVENT_TYPES, RowRejection, validateRow, type EventRow } from '../streamer/src/reader/validateRow.ts';
+import { decodeCopyBinary } from './support/copyData.ts';
 
 /** Lines, then records, as the file reader's full path sees them. */
 function split(input: Buffer | string, chunkSize = 5): SplitItem[] {
@@ -72,11 +75,25 @@ describe('parseTimestamp', () => {
     ['2026-11-21T10:15:30+05:30', '2026-11-21T10:15:30+05:30'],
     ['2026-11-21 10:15:30.123456', '2026-11-21T10:15:30.123456+00:00'],
     ['2024-02-29T00:00:00Z', '2024-02-29T00:00:00Z'],
-  ])('accepts %s', (input, output) => expect(parseTimestamp(input, '+00:00')).toBe(output));
+  ])('accepts %s', (input, output) => expect(parseTimestamp(input, '+00:00')?.text).toBe(output));
 
   it('leaves a zone-less timestamp zone-less when a named zone (the session TimeZone) is to apply', () => {
-    expect(parseTimestamp('2026-07-01 12:00:00.25', undefined)).toBe('2026-07-01T12:00:00.25');
-    expect(parseTimestamp('2026-07-01 12:00:00', '+02:00')).toBe('2026-07-01T12:00:00+02:00');
+    expect(parseTimestamp('2026-07-01 12:00:00.25', undefined)).toEqual({ text: '2026-07-01T12:00:00.25', seconds: NaN, micros: 250_000 });
+    expect(parseTimestamp('2026-07-01 12:00:00', '+02:00')?.text).toBe('2026-07-01T12:00:00+02:00');
+  });
+
+  it('gives the instant in seconds since 2000-01-01Z (PostgreSQL\'s epoch), in the proleptic Gregorian calendar', () => {
+    const seconds = (text: string) => parseTimestamp(text, '+00:00')!.seconds;
+    expect(seconds('2000-01-01T00:00:00Z')).toBe(0);
+    expect(seconds('1999-12-31T23:59:59Z')).toBe(-1);
+    expect(seconds('2000-01-01T05:30:00+05:30')).toBe(0);
+    expect(seconds('1999-12-31 16:00:00')).toBe(-8 * 3600);
+    expect(seconds('1999-12-31T16:00:00-0800')).toBe(0);
+    fc.assert(
+      fc.property(fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }), (d) => {
+        expect(seconds(d.toISOString())).toBe(Math.floor((d.getTime() - Date.UTC(2000, 0, 1)) / 1000));
+      }),
+    );
   });
 
   it.each(['2024-02-30T00:00:00Z', '2023-02-29T00:00:00Z', '2026-13-01T00:00:00Z', '2026-01-01T24:00:00Z', 'yesterday', '1700000000', ''])(
@@ -96,8 +113,16 @@ describe('validateRow', () => {
     return r instanceof RowRejection ? r.reason : 'accepted';
   };
 
-  it('normalises a good row into COPY text', () => {
-    expect(validateRow(good, rules)).toBe('0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b\tuser_1\tpurchase\tSKU-1\t19.99\t2\t2026-01-01T00:00:00Z');
+  it('normalises a good row (and writes it as COPY text)', () => {
+    const row = validateRow(good, rules) as EventRow;
+    expect(row).toMatchObject({ eventId: '0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b', userId: 'user_1', eventType: 'purchase', productId: 'SKU-1', price: '19.99', priceCents: 1999, quantity: 2 });
+    expect(eventText(row)).toBe('0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b\tuser_1\tpurchase\tSKU-1\t19.99\t2\t2026-01-01T00:00:00Z');
+  });
+
+  it('rounds the price to cents as numeric(12,2) does, and rejects one that no longer fits once rounded', () => {
+    const cents = (price: string) => (validateRow(good.map((f, i) => (i === 4 ? price : f)), rules) as EventRow).priceCents;
+    expect([cents('0.005'), cents('0.0049'), cents('007.5'), cents('2.999'), cents('9999999999.994')]).toEqual([1, 0, 750, 300, 999999999999]);
+    expect(reason(4, '9999999999.995')).toBe("price '9999999999.995' is too large (at most 9999999999.99)");
   });
 
   it('rejects each kind of bad value with its own reason', () => {
@@ -117,15 +142,15 @@ describe('validateRow', () => {
   it('escapes tabs, newlines and backslashes in text columns', () => {
     const fields = [...good];
     fields[1] = 'a\tb\\c\nd';
-    expect(validateRow(fields, rules)).toContain('\ta\\tb\\\\c\\nd\t');
+    expect(eventText(validateRow(fields, rules) as EventRow)).toContain('\ta\\tb\\\\c\\nd\t');
   });
 
   it('derives a stable event id when the file has no event_id column', () => {
     const noId = mapHeader(['user', 'action', 'sku', 'price', 'qty', 'timestamp']) as ColumnMap;
-    const a = validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' }) as string;
-    const b = validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' }) as string;
+    const a = (validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' }) as EventRow).eventId;
+    const b = (validateRow(good.slice(1), { map: noId, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' }) as EventRow).eventId;
     expect(a).toBe(b);
-    expect(a.split('\t')[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 });
 
@@ -149,7 +174,13 @@ describe('mapHeader', () => {
 
 describe('FastRows (the byte-level path) agrees with the full validator', () => {
   const header = ['event_id', 'user_id', 'event_type', 'product_id', 'price', 'quantity', 'event_time'];
-  const suffix = '\tf.csv\t';
+  const tail = new RowTail('f.csv', 9);
+  /** The COPY binary the full validator's row is written as. */
+  const slowBytes = (row: EventRow, line: number) => {
+    const out = new CopyBuffer();
+    writeEventRow(out, row, tail, line);
+    return out.take();
+  };
   const pick = <T>(...xs: T[]) => fc.constantFrom(...xs);
   // Mostly good values, often near the edges of what either path accepts.
   const mostly = <T>(good: fc.Arbitrary<T>, edge: fc.Arbitrary<T>) => fc.oneof({ arbitrary: good, weight: 6 }, { arbitrary: edge, weight: 1 });
@@ -166,9 +197,9 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
   };
   const row = fc.tuple(field.event_id, field.text, field.event_type, field.text, field.price, field.quantity, field.event_time);
 
-  it('every line the fast path takes comes out byte for byte as the validator writes it', () => {
+  it('every line the fast path takes comes out byte for byte as the validator\'s row is written', () => {
     const map = mapHeader(header) as ColumnMap;
-    const fast = new FastRows(map, DEFAULT_EVENT_TYPES, Buffer.from(suffix), Buffer.from('\t9\n'));
+    const fast = new FastRows(map, DEFAULT_EVENT_TYPES, tail);
     let taken = 0;
     fc.assert(
       fc.property(row, fc.boolean(), (fields, extraComma) => {
@@ -178,8 +209,8 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
         if (!fast.write(bytes, 1, bytes.length - 1, 42, out)) return;
         taken++;
         const slow = validateRow(line.split(','), { map, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' });
-        expect(typeof slow).toBe('string');
-        expect(out.take().toString()).toBe(`${slow as string}${suffix}42\t9\n`);
+        expect(slow).not.toBeInstanceOf(RowRejection);
+        expect(out.take().equals(slowBytes(slow as EventRow, 42))).toBe(true);
       }),
       { numRuns: 3000 },
     );
@@ -195,8 +226,12 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
     for (const [cols, text] of [[header, line], [reordered, moved]] as const) {
       const map = mapHeader([...cols]) as ColumnMap;
       const out = new CopyBuffer();
-      expect(new FastRows(map, DEFAULT_EVENT_TYPES, Buffer.from(suffix), Buffer.from('\t9\n')).write(Buffer.from(text), 0, text.length, 7, out)).toBe(true);
-      expect(out.take().toString()).toBe(`${values.join('\t')}${suffix}7\t9\n`);
+      out.writeBytes(BINARY_HEADER, 0, BINARY_HEADER.length);
+      expect(new FastRows(map, DEFAULT_EVENT_TYPES, tail).write(Buffer.from(text), 0, text.length, 7, out)).toBe(true);
+      out.int16(-1);
+      expect(decodeCopyBinary(out.take())).toEqual([
+        ['0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b', 'user_0042', 'purchase', 'SKU-1042', '19.99', '2', '2026-11-21T10:15:30.123000Z', 'f.csv', '7', '9'],
+      ]);
     }
   });
 });
@@ -204,7 +239,7 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
 describe('derived event ids', () => {
   it('are the same for the same event written another way (price zeros, time zone spelling, fraction zeros)', () => {
     const map = mapHeader(['user_id', 'event_type', 'product_id', 'price', 'quantity', 'event_time']) as ColumnMap;
-    const id = (fields: string[]) => (validateRow(fields, { map, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' }) as string).split('\t')[0];
+    const id = (fields: string[]) => (validateRow(fields, { map, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' }) as EventRow).eventId;
     const a = id(['u', 'view', 'p', '7.50', '1', '2026-01-01T10:00:00Z']);
     expect(id(['u', 'view', 'p', '007.5', '1', '2026-01-01 10:00:00.000'])).toBe(a);
     expect(id(['u', 'view', 'p', '7.5', '1', '2026-01-01T12:00:00+02:00'])).toBe(a);

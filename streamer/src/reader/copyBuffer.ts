@@ -1,6 +1,7 @@
 const INITIAL_BYTES = 1 << 20;
+const TWO_32 = 4294967296;
 
-/** COPY text being built for PostgreSQL: bytes appended in place, handed over in large pieces. */
+/** COPY data being built for PostgreSQL: bytes appended in place, handed over in large pieces. */
 export class CopyBuffer {
   private buf = Buffer.allocUnsafe(INITIAL_BYTES);
   length = 0;
@@ -29,16 +30,31 @@ export class CopyBuffer {
     this.length += end - start;
   }
 
-  writeUint(n: number): void {
-    const buf = this.reserve(16);
-    let digits = 1;
-    for (let t = 10; t <= n; t *= 10) digits++;
-    let pos = this.length + digits;
-    this.length = pos;
-    do {
-      buf[--pos] = 48 + (n % 10);
-      n = Math.floor(n / 10);
-    } while (n > 0);
+  /** Big-endian, as COPY binary wants its integers. */
+  int16(v: number): void {
+    const buf = this.reserve(2);
+    buf[this.length++] = (v >>> 8) & 255;
+    buf[this.length++] = v & 255;
+  }
+
+  int32(v: number): void {
+    const buf = this.reserve(4);
+    buf[this.length++] = v >>> 24;
+    buf[this.length++] = (v >>> 16) & 255;
+    buf[this.length++] = (v >>> 8) & 255;
+    buf[this.length++] = v & 255;
+  }
+
+  /** A safe integer (|v| < 2^53) as a signed 64-bit one. */
+  int64(v: number): void {
+    const high = Math.floor(v / TWO_32);
+    this.int32(high);
+    this.int32(v - high * TWO_32);
+  }
+
+  bigInt64(v: bigint): void {
+    this.reserve(8).writeBigInt64BE(v, this.length);
+    this.length += 8;
   }
 
   /** The bytes written so far; writing goes on in a fresh buffer (the old one now belongs to the socket). */

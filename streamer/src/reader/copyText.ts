@@ -1,7 +1,14 @@
+import type { EventRow } from './validateRow.ts';
+
 const SPECIAL = /[\\\t\n\r]/;
 
 /** Escapes a value for PostgreSQL's COPY text format. */
 export function escapeCopy(value: string): string {
   if (!SPECIAL.test(value)) return value;
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+}
+
+/** The event's columns as COPY text, without the source and batch columns that follow them. */
+export function eventText(row: EventRow): string {
+  return `${row.eventId}\t${escapeCopy(row.userId)}\t${row.eventType}\t${escapeCopy(row.productId)}\t${row.price}\t${row.quantity}\t${row.eventTime.text}`;
 }

@@ -1,8 +1,10 @@
 import { COLUMNS, type ColumnMap } from './columns.ts';
+import { int4Field, numericField, ROW_FIELDS, textField, timestamptzField, uuidField, type RowTail } from './copyBinary.ts';
 import type { CopyBuffer } from './copyBuffer.ts';
+import { daysInMonth, fractionMicros, secondsSince2000 } from './parseTimestamp.ts';
+import { roundedCents } from './validateRow.ts';
 
 const COMMA = 44;
-const TAB = 9;
 const DASH = 45;
 const SPACE = 32;
 
@@ -32,74 +34,86 @@ function isLowerUuid(b: Buffer, s: number, e: number): boolean {
 /** Non-empty, nothing to trim (control bytes were ruled out by the caller). */
 const isPlainText = (b: Buffer, s: number, e: number) => e > s && b[s] !== SPACE && b[e - 1] !== SPACE;
 
-/** 1 to 10 digits before an optional point with at least one digit after it. */
-function isPrice(b: Buffer, s: number, e: number): boolean {
-  let i = s;
-  while (i < e && isDigit(b[i]!)) i++;
-  if (i === s || i - s > 10) return false;
-  if (i === e) return true;
-  if (b[i] !== 46 || i + 1 === e) return false;
-  for (i++; i < e; i++) if (!isDigit(b[i]!)) return false;
-  return true;
-}
-
-/** 1 to 2147483647 written without sign or leading zero. */
-function isQuantity(b: Buffer, s: number, e: number): boolean {
-  if (e - s < 1 || e - s > 10 || b[s] === 48) return false;
+/** 1 to 2147483647 written without sign or leading zero; -1 otherwise. */
+function quantity(b: Buffer, s: number, e: number): number {
+  if (e - s < 1 || e - s > 10 || b[s] === 48) return -1;
   const v = digits(b, s, e - s);
-  return v >= 1 && v <= 2_147_483_647;
+  return v >= 1 && v <= 2_147_483_647 ? v : -1;
 }
 
-function daysInMonth(year: number, month: number): number {
-  return month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
-}
-
-/** YYYY-MM-DDTHH:MM:SS[.f{1,9}] then Z or ±HH[[:]MM]: the form the validator would pass on unchanged. */
-function isCanonicalTimestamp(b: Buffer, s: number, e: number): boolean {
-  if (e - s < 20 || b[s + 4] !== DASH || b[s + 7] !== DASH || b[s + 10] !== 84 || b[s + 13] !== 58 || b[s + 16] !== 58) return false;
+/**
+ * YYYY-MM-DDTHH:MM:SS[.f{1,9}] then Z or ±HH[[:]MM]: the form the validator would pass on unchanged.
+ * Returns its seconds since 2000 (and leaves the fraction's microseconds in `fraction.micros`), or NaN.
+ */
+function zonedTimestamp(b: Buffer, s: number, e: number, fraction: { micros: number }): number {
+  if (e - s < 20 || b[s + 4] !== DASH || b[s + 7] !== DASH || b[s + 10] !== 84 || b[s + 13] !== 58 || b[s + 16] !== 58) return NaN;
   const year = digits(b, s, 4), month = digits(b, s + 5, 2), day = digits(b, s + 8, 2);
   const hour = digits(b, s + 11, 2), minute = digits(b, s + 14, 2), second = digits(b, s + 17, 2);
-  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return false;
-  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return false;
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return NaN;
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return NaN;
   let i = s + 19;
+  fraction.micros = 0;
   if (b[i] === 46) {
     const from = ++i;
     while (i < e && isDigit(b[i]!)) i++;
-    if (i === from || i - from > 9) return false;
+    const n = i - from;
+    if (n === 0 || n > 9) return NaN;
+    // Up to 6 digits are exact; more are rounded as PostgreSQL rounds them.
+    fraction.micros = n <= 6 ? digits(b, from, n) * 10 ** (6 - n) : fractionMicros(b.toString('latin1', from, i));
   }
-  if (i === e - 1) return b[i] === 90; // Z
-  const sign = b[i];
-  if (sign !== 43 && sign !== DASH) return false;
-  const rest = e - i - 1;
-  const zh = digits(b, i + 1, 2);
-  if (zh < 0 || zh > 15) return false;
-  if (rest === 2) return true;
-  const m = rest === 5 && b[i + 3] === 58 ? i + 4 : rest === 4 ? i + 3 : -1;
-  if (m < 0) return false;
-  const zm = digits(b, m, 2);
-  return zm >= 0 && zm <= 59;
+  let offset = 0;
+  if (i === e - 1) {
+    if (b[i] !== 90) return NaN; // Z
+  } else {
+    const sign = b[i];
+    if (sign !== 43 && sign !== DASH) return NaN;
+    const rest = e - i - 1;
+    const zh = digits(b, i + 1, 2);
+    if (zh < 0 || zh > 15) return NaN;
+    let zm = 0;
+    if (rest !== 2) {
+      const m = rest === 5 && b[i + 3] === 58 ? i + 4 : rest === 4 ? i + 3 : -1;
+      if (m < 0) return NaN;
+      zm = digits(b, m, 2);
+      if (zm < 0 || zm > 59) return NaN;
+    }
+    offset = (sign === DASH ? -1 : 1) * (zh * 60 + zm);
+  }
+  return secondsSince2000(year, month, day, hour, minute, second, offset);
+}
+
+/** 1 to 10 digits, then an optional point with at least one digit after it: its value in cents, or -1. */
+function priceCents(b: Buffer, s: number, e: number): number {
+  let i = s;
+  while (i < e && isDigit(b[i]!)) i++;
+  if (i === s || i - s > 10) return -1;
+  const whole = digits(b, s, i - s);
+  if (i === e) return whole * 100;
+  if (b[i] !== 46 || i + 1 === e) return -1;
+  const from = ++i;
+  for (; i < e; i++) if (!isDigit(b[i]!)) return -1;
+  const d = (k: number) => (from + k < e ? b[from + k]! - 48 : 0);
+  return roundedCents(whole, d(0), d(1), d(2));
 }
 
 /**
  * The hot path: most lines are plain ASCII rows whose values are already in canonical form. Such a
- * line is checked byte by byte and its bytes are copied out as COPY text, with no string made and
- * no re-serialising. Anything else (quotes, non-ASCII, spaces to trim, upper case, a zone-less
- * timestamp, a bad value) returns false and goes through the full reader, which decides.
+ * line is checked byte by byte and written out as a row of COPY binary, with no string made.
+ * Anything else (quotes, non-ASCII, spaces to trim, upper case, a zone-less timestamp, a bad value)
+ * returns false and goes through the full reader, which decides.
  */
 export class FastRows {
   private readonly source: number[];
-  private readonly identity: boolean;
   private readonly fieldStart: Int32Array;
   private readonly types: Buffer[];
+  private readonly fraction = { micros: 0 };
 
   constructor(
     private readonly map: ColumnMap,
     eventTypes: ReadonlySet<string>,
-    private readonly fileColumn: Buffer,
-    private readonly batchEnd: Buffer,
+    private readonly tail: RowTail,
   ) {
     this.source = COLUMNS.map((c) => map.index[c]);
-    this.identity = map.width === COLUMNS.length && this.source.every((position, i) => position === i);
     this.fieldStart = new Int32Array(map.width + 1);
     this.types = [...eventTypes].map((t) => Buffer.from(t));
   }
@@ -128,31 +142,27 @@ export class FastRows {
 
     // Field k is at[k] .. at[k + 1] - 1; columns in COPY order (see COLUMNS).
     const src = this.source;
-    const id = src[0]!, user = src[1]!, type = src[2]!, product = src[3]!, price = src[4]!, quantity = src[5]!, time = src[6]!;
-    if (!isLowerUuid(b, at[id]!, at[id + 1]! - 1)) return false;
+    const id = at[src[0]!]!, user = src[1]!, type = src[2]!, product = src[3]!, price = src[4]!, time = src[6]!;
+    if (!isLowerUuid(b, id, at[src[0]! + 1]! - 1)) return false;
     if (!isPlainText(b, at[user]!, at[user + 1]! - 1) || !isPlainText(b, at[product]!, at[product + 1]! - 1)) return false;
     if (!this.isType(b, at[type]!, at[type + 1]! - 1)) return false;
-    if (!isPrice(b, at[price]!, at[price + 1]! - 1) || !isQuantity(b, at[quantity]!, at[quantity + 1]! - 1)) return false;
-    if (!isCanonicalTimestamp(b, at[time]!, at[time + 1]! - 1)) return false;
+    const cents = priceCents(b, at[price]!, at[price + 1]! - 1);
+    const count = quantity(b, at[src[5]!]!, at[src[5]! + 1]! - 1);
+    if (cents < 0 || count < 0) return false;
+    const seconds = zonedTimestamp(b, at[time]!, at[time + 1]! - 1, this.fraction);
+    if (Number.isNaN(seconds)) return false;
 
-    if (this.identity) {
-      const base = out.length - s;
-      out.writeBytes(b, s, e);
-      const buf = out.reserve(0);
-      for (let k = 1; k < width; k++) buf[base + at[k]! - 1] = TAB;
-    } else {
-      for (let k = 0; k < this.source.length; k++) {
-        const f = this.source[k]!;
-        if (k > 0) out.reserve(1)[out.length++] = TAB;
-        out.writeBytes(b, at[f]!, at[f + 1]! - 1);
-      }
-    }
-    out.writeBytes(this.fileColumn, 0, this.fileColumn.length);
-    out.writeUint(line);
-    out.writeBytes(this.batchEnd, 0, this.batchEnd.length);
+    out.int16(ROW_FIELDS);
+    uuidField(out, b, id);
+    textField(out, b, at[user]!, at[user + 1]! - 1);
+    textField(out, b, at[type]!, at[type + 1]! - 1);
+    textField(out, b, at[product]!, at[product + 1]! - 1);
+    numericField(out, cents);
+    int4Field(out, count);
+    timestamptzField(out, seconds, this.fraction.micros);
+    this.tail.write(out, line);
     return true;
   }
-
   private isType(b: Buffer, s: number, e: number): boolean {
     for (const t of this.types) {
       if (t.length !== e - s) continue;

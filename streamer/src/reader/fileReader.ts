@@ -3,8 +3,9 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { crashPoint } from '../crashPoint.ts';
 import { mapHeader, type Column, type ColumnMap } from './columns.ts';
+import { BINARY_HEADER, BINARY_TRAILER, RowTail, writeEventRow } from './copyBinary.ts';
 import { CopyBuffer } from './copyBuffer.ts';
-import { escapeCopy } from './copyText.ts';
+import { escapeCopy, eventText } from './copyText.ts';
 import { FastRows } from './fastRow.ts';
 import { LineSplitter } from './lineSplitter.ts';
 import { isBadRecord, lineFault, RecordAssembler, type SplitItem } from './recordAssembler.ts';
@@ -49,22 +50,27 @@ export class FileRejectedError extends Error {}
 /** The file changed while it was read: the work is rolled back and the file read again later. */
 export class FileChangedError extends Error {}
 
-/** COPY text is handed to the database in pieces of about this size. */
+/** COPY data is handed to the database in pieces of about this size. */
 const FLUSH_BYTES = 1 << 18;
 
 const isUtf16 = (chunk: Buffer) => chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff));
 
 /**
  * Reads one file as a stream: bytes → lines → records → validated rows. Valid rows come out as COPY
- * text for user_activity (with their source file, line and batch); rejected rows go to the spool.
- * Plain rows take a byte-level fast path (FastRows); every other line goes through csv-parse and
- * the validator, which produce the same text for the rows both accept.
+ * data for user_activity (with their source file, line and batch); rejected rows go to the spool.
+ * The data is COPY binary: plain rows take a byte-level fast path (FastRows), every other line goes
+ * through csv-parse and the validator, and both write the same bytes for the rows both accept.
+ * It is COPY text where the server must still interpret values: for the staging table (each row
+ * followed by its raw line) and when zone-less timestamps take a named zone (the session's TimeZone).
  */
 export class FileReader {
   readonly counts: ReadCounts = { bytes: 0, rowsRead: 0, rowsValid: 0, rowsRejected: 0, fingerprint: '', ignoredColumns: [], empty: false };
   private readonly out = new CopyBuffer();
   private readonly assembler = new RecordAssembler();
   private readonly items: SplitItem[] = [];
+  /** COPY (FORMAT binary) rather than text. */
+  readonly binary: boolean;
+  private readonly tail: RowTail;
   private readonly fileColumn: string;
   private readonly rowEnd: string;
   private map: ColumnMap | undefined;
@@ -78,11 +84,14 @@ export class FileReader {
     private readonly rejects: RejectSpool,
     private readonly withRaw = false,
   ) {
+    this.binary = !withRaw && rules.namedTimeZone === undefined;
+    this.tail = new RowTail(file.name, batchId);
     this.fileColumn = `\t${escapeCopy(file.name)}\t`;
     this.rowEnd = withRaw ? `\t${batchId}\t` : `\t${batchId}\n`;
+    if (this.binary) this.out.writeBytes(BINARY_HEADER, 0, BINARY_HEADER.length);
   }
 
-  async *copyText(): AsyncGenerator<Buffer> {
+  async *copyData(): AsyncGenerator<Buffer> {
     const hash = createHash('sha256');
     const lines = new LineSplitter();
     const onLine = this.onLine.bind(this);
@@ -100,6 +109,7 @@ export class FileReader {
     lines.end(onLine);
     this.assembler.end(this.items);
     this.drainItems();
+    if (this.binary) this.out.writeBytes(BINARY_TRAILER, 0, BINARY_TRAILER.length);
     if (this.out.length > 0) {
       yield this.out.take();
       crashPoint('mid-copy', this.batchId);
@@ -138,7 +148,8 @@ export class FileReader {
         this.rejects.add(`${this.fileColumn.slice(1)}${item.line}\t${escapeCopy(item.raw)}\t${escapeCopy(row.reason)}\t${this.batchId}\n`);
       } else {
         this.counts.rowsValid++;
-        this.out.writeString(row + this.fileColumn + item.line + this.rowEnd + (this.withRaw ? `${escapeCopy(item.raw)}\n` : ''));
+        if (this.binary) writeEventRow(this.out, row, this.tail, item.line);
+        else this.out.writeString(eventText(row) + this.fileColumn + item.line + this.rowEnd + (this.withRaw ? `${escapeCopy(item.raw)}\n` : ''));
       }
     }
     this.items.length = 0;
@@ -150,8 +161,7 @@ export class FileReader {
     if ('error' in mapped) throw new FileRejectedError(mapped.error);
     this.map = mapped;
     this.counts.ignoredColumns = mapped.ignored;
-    // The staging table needs each row's text: only the full reader keeps it.
-    const fast = new FastRows(mapped, this.rules.eventTypes, Buffer.from(this.fileColumn), Buffer.from(this.rowEnd));
-    if (fast.usable && !this.withRaw) this.fast = fast;
+    const fast = new FastRows(mapped, this.rules.eventTypes, this.tail);
+    if (fast.usable && this.binary) this.fast = fast;
   }
 }

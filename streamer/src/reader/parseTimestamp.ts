@@ -1,40 +1,80 @@
 const PATTERN =
   /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(?:\s*(Z|[+-]\d{2}(?::?\d{2})?))?$/i;
 
-function daysInMonth(year: number, month: number): number {
-  return month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+/** A validated timestamp, in the two forms COPY can take it in. */
+export interface Timestamp {
+  /** ISO form PostgreSQL reads unambiguously (COPY text); zone-less when a named zone is to apply. */
+  text: string;
+  /** Seconds since 2000-01-01T00:00:00Z, PostgreSQL's epoch; NaN when the zone is PostgreSQL's to apply. */
+  seconds: number;
+  /** The fraction, rounded to microseconds as PostgreSQL rounds it (0 to 1,000,000). */
+  micros: number;
+}
+
+export function daysInMonth(year: number, month: number): number {
+  return month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/** Days from 2000-01-01 in the proleptic Gregorian calendar, as PostgreSQL counts them (H. Hinnant's days_from_civil). */
+function daysSince2000(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 730425;
+}
+
+/** Seconds since PostgreSQL's epoch of a wall-clock time at a UTC offset. */
+export function secondsSince2000(year: number, month: number, day: number, hour: number, minute: number, second: number, offsetMinutes: number): number {
+  return daysSince2000(year, month, day) * 86400 + hour * 3600 + (minute - offsetMinutes) * 60 + second;
+}
+
+/** `digits` after the point, rounded to microseconds exactly as PostgreSQL does: rint(strtod(".digits") * 1e6). */
+export function fractionMicros(digits: string): number {
+  if (digits.length === 0) return 0;
+  const x = Number(`0.${digits}`) * 1e6;
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r; // rint: halves go to even
+}
+
+/** "Z", "+05:30", "-0800", "+02" → minutes east of UTC. */
+function offsetMinutes(zone: string): number {
+  if (zone.toUpperCase() === 'Z') return 0;
+  const minutes = Number(zone.slice(1, 3)) * 60 + (zone.length > 3 ? Number(zone.slice(-2)) : 0);
+  return zone[0] === '-' ? -minutes : minutes;
 }
 
 /**
- * Validates an ISO-8601 timestamp (`T` or space, optional seconds and fraction, `Z` or an offset)
- * and returns it in a form PostgreSQL reads unambiguously. A timestamp without a zone gets
- * `defaultOffset`; without one, it is left zone-less for the session's TimeZone. Returns undefined
- * for anything else, including dates that do not exist.
+ * Validates an ISO-8601 timestamp (`T` or space, optional seconds and fraction, `Z` or an offset).
+ * A timestamp without a zone gets `defaultOffset`; without one, it is left zone-less for the
+ * session's TimeZone. Returns undefined for anything else, including dates that do not exist.
  */
-export function parseTimestamp(text: string, defaultOffset: string | undefined): string | undefined {
+export function parseTimestamp(text: string, defaultOffset: string | undefined): Timestamp | undefined {
   const m = PATTERN.exec(text);
   if (!m) return undefined;
-  const [, y, mo, d, h, mi, s = '00', fraction = '', zone] = m as unknown as string[];
-  const year = +y!, month = +mo!, day = +d!;
+  const [, y, mo, d, h, mi, s = '00', fraction = '', written] = m as unknown as string[];
+  const year = +y!, month = +mo!, day = +d!, hour = +h!, minute = +mi!, second = +s;
   if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
-  if (+h! > 23 || +mi! > 59 || +s > 59) return undefined;
-  if (zone && zone.length > 1 && (+zone.slice(1, 3) > 15 || +zone.slice(-2) > 59)) return undefined;
-  return `${y}-${mo}-${d}T${h}:${mi}:${s}${fraction}${zone ? zone.toUpperCase() : (defaultOffset ?? '')}`;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  if (written && written.length > 1 && (+written.slice(1, 3) > 15 || +written.slice(-2) > 59)) return undefined;
+  const zone = written ? written.toUpperCase() : defaultOffset;
+  return {
+    text: `${y}-${mo}-${d}T${h}:${mi}:${s}${fraction}${zone ?? ''}`,
+    seconds: zone === undefined ? NaN : secondsSince2000(year, month, day, hour, minute, second, offsetMinutes(zone)),
+    micros: fractionMicros(fraction.slice(1)),
+  };
 }
 
 /**
- * The instant a validated timestamp (parseTimestamp's output) stands for, written one way only:
- * UTC, no trailing zeros in the fraction. A zone-less one stays local (its zone is PostgreSQL's
- * to apply). Used where two spellings of the same time must compare equal.
+ * The instant a validated timestamp stands for, written one way only: UTC, no trailing zeros in
+ * the fraction. A zone-less one stays local (its zone is PostgreSQL's to apply). Used where two
+ * spellings of the same time must compare equal.
  */
-export function canonicalInstant(timestamp: string): string {
-  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}(?::?\d{2})?)?$/.exec(timestamp)!;
-  const fraction = (m[7] ?? '').replace(/0+$/, '');
-  const zone = m[8];
-  if (!zone) return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${fraction && `.${fraction}`}`;
-  const offsetMinutes = zone === 'Z' ? 0 : (zone[0] === '-' ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.length > 3 ? zone.slice(-2) : 0));
-  const utc = new Date(0);
-  utc.setUTCFullYear(+m[1]!, +m[2]! - 1, +m[3]!); // not Date.UTC: it reads years below 100 as 19xx
-  utc.setUTCHours(+m[4]!, +m[5]! - offsetMinutes, +m[6]!);
+export function canonicalInstant(t: Timestamp): string {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?/.exec(t.text)!;
+  const fraction = (m[2] ?? '').replace(/0+$/, '');
+  if (Number.isNaN(t.seconds)) return `${m[1]}${fraction && `.${fraction}`}`;
+  const utc = new Date(Date.UTC(2000, 0, 1) + t.seconds * 1000);
   return `${utc.toISOString().slice(0, 19)}${fraction && `.${fraction}`}Z`;
 }

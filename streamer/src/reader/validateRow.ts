@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ColumnMap } from './columns.ts';
-import { escapeCopy } from './copyText.ts';
-import { canonicalInstant, parseTimestamp } from './parseTimestamp.ts';
+import { canonicalInstant, parseTimestamp, type Timestamp } from './parseTimestamp.ts';
 
 export const DEFAULT_EVENT_TYPES: ReadonlySet<string> = new Set(['view', 'purchase']);
 
@@ -9,12 +8,38 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PRICE = /^(\d+)(?:\.(\d+))?$/;
 /** numeric(12,2): ten digits before the point. */
 const MAX_PRICE_DIGITS = 10;
+const MAX_PRICE_CENTS = 999_999_999_999;
 const MAX_QUANTITY = 2_147_483_647;
 
 /** Why a row was not loaded. A class, so that only rejected rows allocate one. */
 export class RowRejection {
   constructor(readonly reason: string) {}
 }
+
+/** A valid event, its values normalised: what the COPY encoders write. */
+export interface EventRow {
+  eventId: string;
+  userId: string;
+  eventType: string;
+  productId: string;
+  /** As written (PostgreSQL rounds it in COPY text)… */
+  price: string;
+  /** …and rounded to cents as numeric(12,2) stores it (COPY binary). */
+  priceCents: number;
+  quantity: number;
+  eventTime: Timestamp;
+}
+
+/**
+ * A price of `whole` units and the digits d1 d2 d3 after the point, in cents, rounded half up on
+ * the third digit as PostgreSQL rounds numeric(12,2); -1 if that no longer fits.
+ */
+export function roundedCents(whole: number, d1: number, d2: number, d3: number): number {
+  const cents = whole * 100 + d1 * 10 + d2 + (d3 >= 5 ? 1 : 0);
+  return cents > MAX_PRICE_CENTS ? -1 : cents;
+}
+
+const digitAt = (s: string | undefined, i: number) => (s && i < s.length ? s.charCodeAt(i) - 48 : 0);
 
 export interface RowRules {
   map: ColumnMap;
@@ -28,11 +53,10 @@ function field(fields: string[], index: number): string {
 }
 
 /**
- * Validates one record and returns its columns as a line of COPY text (without the source and
- * batch columns), or the reason it was rejected. Values are trimmed; event_type and event_id are
- * lower-cased. Everything PostgreSQL would abort a COPY for is caught here.
+ * Validates one record and returns its values, or the reason it was rejected. Values are trimmed;
+ * event_type and event_id are lower-cased. Everything PostgreSQL would abort a COPY for is caught here.
  */
-export function validateRow(fields: string[], rules: RowRules): string | RowRejection {
+export function validateRow(fields: string[], rules: RowRules): EventRow | RowRejection {
   const { index, width } = rules.map;
   if (fields.length !== width) return new RowRejection(`expected ${width} fields as in the header, got ${fields.length}`);
 
@@ -51,7 +75,9 @@ export function validateRow(fields: string[], rules: RowRules): string | RowReje
   if (!price) return new RowRejection('price is empty');
   const p = PRICE.exec(price);
   if (!p) return new RowRejection(price.startsWith('-') ? `price '${price}' is negative` : `price '${price}' is not a decimal number`);
-  if (p[1]!.replace(/^0+(?=\d)/, '').length > MAX_PRICE_DIGITS) return new RowRejection(`price '${price}' is too large (at most 9999999999.99)`);
+  const whole = p[1]!.replace(/^0+(?=\d)/, '');
+  const priceCents = whole.length > MAX_PRICE_DIGITS ? -1 : roundedCents(Number(whole), digitAt(p[2], 0), digitAt(p[2], 1), digitAt(p[2], 2));
+  if (priceCents < 0) return new RowRejection(`price '${price}' is too large (at most 9999999999.99)`);
 
   const quantity = field(fields, index.quantity);
   if (!quantity) return new RowRejection('quantity is empty');
@@ -73,7 +99,7 @@ export function validateRow(fields: string[], rules: RowRules): string | RowReje
     if (!eventId) return new RowRejection('event_id is empty');
     if (!UUID.test(eventId)) return new RowRejection(`event_id '${eventId}' is not a UUID`);
   }
-  return `${eventId}\t${escapeCopy(userId)}\t${eventType}\t${escapeCopy(productId)}\t${price}\t${q}\t${eventTime}`;
+  return { eventId, userId, eventType, productId, price, priceCents, quantity: q, eventTime };
 }
 
 /** 007.50 and 7.5 are the same price. */

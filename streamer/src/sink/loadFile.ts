@@ -108,10 +108,10 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
       let rowsLoaded: number;
       let conflicting = 0;
       if (mode === 'direct') {
-        rowsLoaded = await copyInto(client, COPY_ROWS, reader.copyText(), ctx.copyStallMs);
+        rowsLoaded = await copyInto(client, reader.binary ? `${COPY_ROWS} (FORMAT binary)` : COPY_ROWS, reader.copyData(), ctx.copyStallMs);
       } else {
         await client.query(CREATE_STAGE);
-        await copyInto(client, COPY_STAGE, reader.copyText(), ctx.copyStallMs);
+        await copyInto(client, COPY_STAGE, reader.copyData(), ctx.copyStallMs);
         rowsLoaded = (await client.query(MERGE_STAGE)).rowCount ?? 0;
         conflicting = (await client.query(REJECT_CONFLICTS)).rowCount ?? 0;
       }

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { migrate } from '../streamer/src/db/migrate.ts';
+import { DEFAULT_ALIASES } from '../streamer/src/reader/columns.ts';
+import { FileReader, type ReadRules } from '../streamer/src/reader/fileReader.ts';
+import { RejectSpool } from '../streamer/src/reader/rejectSpool.ts';
+import { DEFAULT_EVENT_TYPES } from '../streamer/src/reader/validateRow.ts';
+import { copyInto } from '../streamer/src/sink/copyInto.ts';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+
+// The reader writes COPY binary: it encodes uuids, prices, quantities and timestamps itself, where
+// COPY text leaves the parsing to PostgreSQL. The server is the judge of both: the same rows, read
+// both ways and copied into two tables, must be stored with the same values.
+
+const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
+const COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id';
+
+const digits = (min: number, max: number) => fc.stringMatching(new RegExp(`^[0-9]{${min},${max}}$`));
+const two = (max: number) => fc.integer({ min: 0, max }).map((n) => String(n).padStart(2, '0'));
+const timestamp = fc
+  .record({
+    year: fc.integer({ min: 1, max: 9999 }),
+    month: fc.integer({ min: 1, max: 12 }),
+    day: fc.integer({ min: 1, max: 28 }),
+    hour: two(23),
+    minute: two(59),
+    second: two(59),
+    fraction: fc.oneof(fc.constant(''), digits(1, 9).map((d) => `.${d}`)),
+    sep: fc.constantFrom('T', ' '),
+    zone: fc.oneof(fc.constantFrom('Z', '', '+00:00', '-00:00'), fc.tuple(fc.constantFrom('+', '-'), two(15), fc.constantFrom(':', ''), two(59)).map((p) => p.join('')), fc.tuple(fc.constantFrom('+', '-'), two(15)).map((p) => p.join(''))),
+  })
+  .map((t) => `${String(t.year).padStart(4, '0')}-${String(t.month).padStart(2, '0')}-${String(t.day).padStart(2, '0')}${t.sep}${t.hour}:${t.minute}:${t.second}${t.fraction}${t.zone}`);
+const price = fc.oneof(
+  fc.tuple(digits(1, 10), fc.oneof(fc.constant(''), digits(1, 5).map((d) => `.${d}`))).map(([w, f]) => w + f),
+  fc.constantFrom('0', '0.00', '0.005', '0.004', '9999999999.99', '9999999999.994', '7.5', '007.50', '1.995', '99.9950'),
+);
+const text = fc.oneof(
+  fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/),
+  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }).filter((s) => s.trim() !== '' && !s.includes('\0') && !/[\r\n]/.test(s)),
+  fc.constantFrom('tab\there', 'back\\slash', '\\N', 'say "hi"', 'a,b', 'ユーザー', '😀'),
+);
+const row = fc.tuple(
+  fc.oneof(fc.uuid(), fc.uuid().map((u) => u.toUpperCase())),
+  text,
+  fc.constantFrom('view', 'purchase', 'View', ' PURCHASE '),
+  text,
+  price,
+  fc.integer({ min: 1, max: 2_147_483_647 }).map(String),
+  timestamp,
+);
+const csv = (fields: string[]) => fields.map((f) => (/[",\n\r]/.test(f) || f !== f.trim() ? `"${f.replaceAll('"', '""')}"` : f)).join(',');
+
+describe('COPY binary and COPY text store the same values', () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  let dir: string;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    const client = await pool.connect();
+    await migrate(client).finally(() => client.release());
+    dir = await mkdtemp(join(tmpdir(), 'dropstream-copy-'));
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await db?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each(['+00:00', '-03:30'])('for generated rows of every shape (timestamps without a zone at %s)', async (defaultOffset) => {
+    const rules: ReadRules = { eventTypes: DEFAULT_EVENT_TYPES, aliases: DEFAULT_ALIASES, defaultOffset, namedTimeZone: undefined };
+    const rows = fc.sample(row, { numRuns: 3000, seed: SEED });
+    const path = join(dir, `rows${defaultOffset}.csv`);
+    await writeFile(path, `event_id,user_id,event_type,product_id,price,quantity,event_time\n${rows.map(csv).join('\n')}\n`);
+    const st = await stat(path);
+    const file = { name: 'tab\there ü.csv', path, size: st.size, mtimeMs: st.mtimeMs };
+
+    const client = await pool.connect();
+    try {
+      await client.query(`DROP TABLE IF EXISTS as_binary, as_text; CREATE TEMP TABLE as_binary (LIKE user_activity INCLUDING DEFAULTS); CREATE TEMP TABLE as_text (LIKE user_activity INCLUDING DEFAULTS, raw text)`);
+      const load = async (withRaw: boolean) => {
+        const spool = new RejectSpool();
+        try {
+          const reader = new FileReader(file, 42, rules, spool, withRaw);
+          expect(reader.binary).toBe(!withRaw);
+          const sql = withRaw ? `COPY as_text (${COLUMNS}, raw) FROM STDIN` : `COPY as_binary (${COLUMNS}) FROM STDIN (FORMAT binary)`;
+          const copied = await copyInto(client, sql, reader.copyData(), 60_000);
+          expect(copied).toBe(reader.counts.rowsValid);
+          return reader.counts;
+        } finally {
+          await spool.dispose();
+        }
+      };
+      const binary = await load(false);
+      const textual = await load(true);
+      expect(binary).toEqual(textual);
+      // Only prices that round past 9999999999.99 are rejected.
+      expect(binary.rowsValid, `seed ${SEED}`).toBeGreaterThan(rows.length * 0.95);
+
+      const differing = await client.query(
+        `SELECT b.source_line, b.price::text AS b_price, t.price::text AS t_price, b.event_time AS b_time, t.event_time AS t_time, t.raw
+           FROM as_binary b FULL JOIN as_text t USING (source_line)
+          WHERE (b.event_id, b.user_id, b.event_type, b.product_id, b.price::text, b.quantity, b.event_time, b.source_file, b.batch_id)
+                IS DISTINCT FROM (t.event_id, t.user_id, t.event_type, t.product_id, t.price::text, t.quantity, t.event_time, t.source_file, t.batch_id)
+          LIMIT 5`,
+      );
+      expect(differing.rows, `seed ${SEED}`).toEqual([]);
+      const { rows: counts } = await client.query('SELECT (SELECT count(*) FROM as_binary)::int AS b, (SELECT count(*) FROM as_text)::int AS t');
+      expect(counts[0]).toEqual({ b: binary.rowsValid, t: binary.rowsValid });
+    } finally {
+      client.release();
+    }
+  });
+});
