@@ -11,19 +11,26 @@ export const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
 export const ROW_FIELDS = 10;
 
 const DASH = 45;
-const HEX = new Uint8Array(128);
+const NOT_HEX = 255;
+const HEX = new Uint8Array(256).fill(NOT_HEX);
 for (let i = 0; i < 16; i++) HEX['0123456789abcdef'.charCodeAt(i)] = i;
 
-/** A uuid from its 36 lower-case characters at `s` (validated by the caller). */
-export function uuidField(out: CopyBuffer, src: Buffer, s: number): void {
-  out.int32(16);
-  const buf = out.reserve(16);
-  let j = out.length;
-  for (let i = s; i < s + 36; i++) {
-    const c = src[i]!;
-    if (c !== DASH) buf[j++] = (HEX[c]! << 4) | HEX[src[++i]!]!;
+/** Reads a lower-case uuid written at s..e into 16 bytes; false if it is not one. */
+export function decodeUuid(src: Buffer, s: number, e: number, into: Buffer): boolean {
+  if (e - s !== 36 || src[s + 8] !== DASH || src[s + 13] !== DASH || src[s + 18] !== DASH || src[s + 23] !== DASH) return false;
+  let bad = 0;
+  for (let i = s, j = 0; j < 16; i += 2, j++) {
+    if (i === s + 8 || i === s + 13 || i === s + 18 || i === s + 23) i++;
+    const high = HEX[src[i]!]!, low = HEX[src[i + 1]!]!;
+    bad |= high | low;
+    into[j] = (high << 4) | low;
   }
-  out.length = j;
+  return bad < 16;
+}
+
+export function uuidField(out: CopyBuffer, bytes: Buffer): void {
+  out.int32(16);
+  out.writeBytes(bytes, 0, 16);
 }
 
 export function textField(out: CopyBuffer, src: Buffer, start: number, end: number): void {
@@ -94,7 +101,9 @@ export class RowTail {
 /** A row the full validator accepted. */
 export function writeEventRow(out: CopyBuffer, row: EventRow, tail: RowTail, line: number): void {
   out.int16(ROW_FIELDS);
-  uuidField(out, Buffer.from(row.eventId, 'latin1'), 0);
+  const id = Buffer.allocUnsafe(16);
+  decodeUuid(Buffer.from(row.eventId, 'latin1'), 0, 36, id);
+  uuidField(out, id);
   stringField(out, row.userId);
   stringField(out, row.eventType);
   stringField(out, row.productId);

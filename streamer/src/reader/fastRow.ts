@@ -1,5 +1,5 @@
 import { COLUMNS, type ColumnMap } from './columns.ts';
-import { int4Field, numericField, ROW_FIELDS, textField, timestamptzField, uuidField, type RowTail } from './copyBinary.ts';
+import { decodeUuid, int4Field, numericField, ROW_FIELDS, textField, timestamptzField, uuidField, type RowTail } from './copyBinary.ts';
 import type { CopyBuffer } from './copyBuffer.ts';
 import { daysInMonth, fractionMicros, secondsSince2000 } from './parseTimestamp.ts';
 import { roundedCents } from './validateRow.ts';
@@ -18,17 +18,6 @@ function digits(b: Buffer, s: number, n: number): number {
     v = v * 10 + c - 48;
   }
   return v;
-}
-
-function isLowerUuid(b: Buffer, s: number, e: number): boolean {
-  if (e - s !== 36) return false;
-  for (let i = 0; i < 36; i++) {
-    const c = b[s + i]!;
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== DASH) return false;
-    } else if (!isDigit(c) && (c < 97 || c > 102)) return false;
-  }
-  return true;
 }
 
 /** Non-empty, nothing to trim (control bytes were ruled out by the caller). */
@@ -92,8 +81,8 @@ function priceCents(b: Buffer, s: number, e: number): number {
   if (b[i] !== 46 || i + 1 === e) return -1;
   const from = ++i;
   for (; i < e; i++) if (!isDigit(b[i]!)) return -1;
-  const d = (k: number) => (from + k < e ? b[from + k]! - 48 : 0);
-  return roundedCents(whole, d(0), d(1), d(2));
+  const n = e - from;
+  return roundedCents(whole, b[from]! - 48, n > 1 ? b[from + 1]! - 48 : 0, n > 2 ? b[from + 2]! - 48 : 0);
 }
 
 /**
@@ -107,6 +96,7 @@ export class FastRows {
   private readonly fieldStart: Int32Array;
   private readonly types: Buffer[];
   private readonly fraction = { micros: 0 };
+  private readonly uuid = Buffer.alloc(16);
 
   constructor(
     private readonly map: ColumnMap,
@@ -143,7 +133,7 @@ export class FastRows {
     // Field k is at[k] .. at[k + 1] - 1; columns in COPY order (see COLUMNS).
     const src = this.source;
     const id = at[src[0]!]!, user = src[1]!, type = src[2]!, product = src[3]!, price = src[4]!, time = src[6]!;
-    if (!isLowerUuid(b, id, at[src[0]! + 1]! - 1)) return false;
+    if (!decodeUuid(b, id, at[src[0]! + 1]! - 1, this.uuid)) return false;
     if (!isPlainText(b, at[user]!, at[user + 1]! - 1) || !isPlainText(b, at[product]!, at[product + 1]! - 1)) return false;
     if (!this.isType(b, at[type]!, at[type + 1]! - 1)) return false;
     const cents = priceCents(b, at[price]!, at[price + 1]! - 1);
@@ -153,7 +143,7 @@ export class FastRows {
     if (Number.isNaN(seconds)) return false;
 
     out.int16(ROW_FIELDS);
-    uuidField(out, b, id);
+    uuidField(out, this.uuid);
     textField(out, b, at[user]!, at[user + 1]! - 1);
     textField(out, b, at[type]!, at[type + 1]! - 1);
     textField(out, b, at[product]!, at[product + 1]! - 1);
