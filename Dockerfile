@@ -1,5 +1,6 @@
-# dropstream: the streamer and the generator run from this one image (tsx runs the TypeScript sources).
-FROM node:20-bookworm-slim
+# dropstream: the streamer and the generator run from this one image, as JavaScript compiled in a
+# build stage: TypeScript and the other dev dependencies stay out of the image that runs.
+FROM node:20-bookworm-slim AS base
 
 WORKDIR /app
 
@@ -7,12 +8,23 @@ WORKDIR /app
 # npm 11 (which wrote the lockfile) applies that policy. Pinned so that builds are repeatable.
 RUN npm install --global npm@11.19.1 && npm cache clean --force
 
-# Dependencies first: this layer is rebuilt only when the manifest or the lockfile change.
-# Runtime dependencies only (tsx is one); install scripts run as "allowScripts" allows.
+# Dependencies first: their layers are rebuilt only when the manifest or the lockfile change.
+# Install scripts run as "allowScripts" allows.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
+FROM base AS build
+RUN npm ci --no-audit --no-fund
 COPY . .
+RUN npm run build
+
+FROM base
+# Runtime dependencies only.
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY sql sql
+COPY --from=build /app/dist dist
+# dist/ is built and tsc is absent: `npm run stream` (and the others) must skip their pre-script,
+# the build. npm still runs the script asked for.
+ENV npm_config_ignore_scripts=true
 
 # Run as "node" (uid 1000), not root: the embedded PostgreSQL (used when DATABASE_URL is unset)
 # refuses to run as root, and files written to a bind-mounted ./data belong to a normal user.

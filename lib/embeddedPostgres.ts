@@ -1,8 +1,7 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from './log.ts';
+import { compiled } from './paths.ts';
 
 export const EMBEDDED_USER = 'dropstream';
 export const EMBEDDED_PASSWORD = 'dropstream';
@@ -35,9 +34,11 @@ export function embeddedUrl(port: number, database: string): string {
  * when stop() is called, or when this process dies.
  */
 export async function startEmbeddedPostgres(opts: EmbeddedOptions, log?: Logger): Promise<EmbeddedDatabase> {
-  const server = fork(fileURLToPath(new URL('./embeddedPostgresServer.ts', import.meta.url)), [JSON.stringify(opts)], {
+  // The compiled supervisor, also when this module runs from source (vitest), and without this
+  // process's node flags (a bench's --cpu-prof or preload).
+  const server = fork(compiled('lib/embeddedPostgresServer.ts'), [JSON.stringify(opts)], {
     detached: true,
-    execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href],
+    execArgv: [],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const [message] = (await Promise.race([once(server, 'message'), once(server, 'exit').then(() => [{ error: 'the database supervisor exited' }])])) as [ServerMessage];

@@ -15,13 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
 import { freePort } from '../lib/freePort.ts';
+import { compiled, ROOT } from '../lib/paths.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values: flags } = parseArgs({ options: { mb: { type: 'string', default: '500' }, keep: { type: 'boolean', default: false } } });
 const targetBytes = Number(flags.mb) * 1_000_000;
 if (!(targetBytes > 0)) throw new Error(`--mb must be a positive number, got ${flags.mb}`);
@@ -108,9 +107,9 @@ class SpoilLines extends Transform {
 }
 
 
-function run(args: string[], env: NodeJS.ProcessEnv, onStart?: (pid: number) => void): Promise<{ code: number | null; output: string }> {
+function run(script: string, args: string[], env: NodeJS.ProcessEnv, onStart?: (pid: number) => void): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env: { ...process.env, LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [compiled(script), ...args], { cwd: ROOT, env: { ...process.env, LOG_FORMAT: 'json', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -139,7 +138,7 @@ async function main(): Promise<number> {
   try {
     // 1. The generator's file: rows estimated from a small sample of the same seed.
     const sampleDir = join(work, 'sample');
-    const sample = await run(['generator/src/main.ts', '--files', '1', '--rows', '20000', '--seed', '1', '--interval-ms', '0', '--data-dir', sampleDir], {});
+    const sample = await run('generator/src/main.ts', ['--files', '1', '--rows', '20000', '--seed', '1', '--interval-ms', '0', '--data-dir', sampleDir], {});
     if (sample.code !== 0) throw new Error(`generator failed:\n${sample.output}`);
     const sampleFile = join(sampleDir, 'input', (await readdir(join(sampleDir, 'input')))[0]!);
     const rows = Math.round(((targetBytes - 66) / ((await stat(sampleFile)).size - 66)) * 20000);
@@ -147,7 +146,7 @@ async function main(): Promise<number> {
 
     const genDir = join(work, 'generated');
     let t = performance.now();
-    const gen = await run(['generator/src/main.ts', '--files', '1', '--rows', String(rows), '--seed', '1', '--interval-ms', '0', '--data-dir', genDir], {});
+    const gen = await run('generator/src/main.ts', ['--files', '1', '--rows', String(rows), '--seed', '1', '--interval-ms', '0', '--data-dir', genDir], {});
     if (gen.code !== 0) throw new Error(`generator failed:\n${gen.output}`);
     const generated = join(genDir, 'input', (await readdir(join(genDir, 'input')))[0]!);
     console.log(`generated ${rows} rows, ${mb((await stat(generated)).size)} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -192,7 +191,7 @@ async function main(): Promise<number> {
     let peakKb = 0;
     let sampler: NodeJS.Timeout | undefined;
     t = performance.now();
-    const streamed = await run(['streamer/src/main.ts', '--data-dir', dataDir, '--available-now', '--file-stable-ms', '0'], { DATABASE_URL: url }, (pid) => {
+    const streamed = await run('streamer/src/main.ts', ['--data-dir', dataDir, '--available-now', '--file-stable-ms', '0'], { DATABASE_URL: url }, (pid) => {
       sampler = setInterval(() => {
         void memoryOf(pid).then((m) => {
           if (m) peakKb = Math.max(peakKb, m.hwm, m.rss);

@@ -3,13 +3,12 @@
 // would. Ctrl-C stops the generator and the streamer cleanly, then the database.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { createLogger } from '../lib/log.ts';
 import type { EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
+import { compiled } from '../lib/paths.ts';
 import { ConfigError, loadConfig } from '../streamer/src/config.ts';
 import { openDatabase } from '../streamer/src/db/openDatabase.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const log = createLogger('dropstream');
 
 let cfg;
@@ -32,7 +31,7 @@ log.info(`query the data with: psql ${database.url}`);
 
 // Each child gets its own process group, so that a Ctrl-C reaches it once: from us.
 const run = (script: string, args: string[]): ChildProcess =>
-  spawn(process.execPath, ['--import', 'tsx', `${root}/${script}`, ...args], {
+  spawn(process.execPath, [compiled(script), ...args], {
     stdio: 'inherit',
     detached: true,
     env: { ...process.env, DATABASE_URL: database.url },

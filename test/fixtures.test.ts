@@ -3,9 +3,10 @@ import { spawn } from 'node:child_process';
 import { chmod, lchown, lstat, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compiled, ROOT } from '../lib/paths.ts';
 import { accountingViolations, logLines } from './fixtures/checks.ts';
 import { RUNS, type FixtureFile, type FixtureRun, type Reject } from './fixtures/expected.ts';
-import { finished, ROOT, streamAvailableNow, type Run } from './support/pipeline.ts';
+import { finished, streamAvailableNow, type Run } from './support/pipeline.ts';
 import type { TestDatabase } from './support/db.ts';
 import { useWorkspace } from './support/workspace.ts';
 
@@ -51,7 +52,7 @@ async function dropFiles(run: FixtureRun, dataDir: string, input: string): Promi
 /** The streamer as user nobody (for whom a file of mode 000 is unreadable); DATABASE_URL as the other runs. */
 async function streamAsNobody(dataDir: string, db: TestDatabase, args: string[]): Promise<Run> {
   for (const path of [dataDir, ...(await readdir(dataDir, { recursive: true })).map((p) => join(dataDir, p))]) await lchown(path, NOBODY.uid, NOBODY.gid);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'streamer/src/main.ts'), '--data-dir', dataDir, '--file-stable-ms', '0', '--available-now', ...args], {
+  const child = spawn(process.execPath, [compiled('streamer/src/main.ts'), '--data-dir', dataDir, '--file-stable-ms', '0', '--available-now', ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_FORMAT: 'json', DATABASE_URL: db.url },
     stdio: ['ignore', 'pipe', 'pipe'],

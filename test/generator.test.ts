@@ -3,7 +3,6 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,8 +10,8 @@ import { ConfigError, parseCli, type GeneratorConfig } from '../generator/src/co
 import { CSV_HEADER, createEventSource, formatCents, formatCsvLine, formatEventTime } from '../generator/src/events.ts';
 import { createFileNamer, runGenerator } from '../generator/src/runGenerator.ts';
 import { writeEventFile } from '../generator/src/writeEventFile.ts';
+import { compiled, ROOT } from '../lib/paths.ts';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const NAME = /^events-\d{8}T\d{9}Z-\d{6}-[0-9a-f]{4}\.csv$/;
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const ISO_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -117,8 +116,8 @@ interface ChildResult {
 }
 
 function startCli(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'generator/src/main.ts', ...args], {
-    cwd: REPO,
+  const child = spawn(process.execPath, [compiled('generator/src/main.ts'), ...args], {
+    cwd: ROOT,
     env: { ...process.env, LOG_FORMAT: 'json', DROPSTREAM_DATA_DIR: '' },
   });
   let stdout = '';

@@ -5,7 +5,8 @@ import { once } from 'node:events';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CSV_HEADER, createEventSource, formatCsvLine } from '../../generator/src/events.ts';
-import { ROOT, type Log } from './support.ts';
+import { compiled, ROOT } from '../../lib/paths.ts';
+import type { Log } from './support.ts';
 
 export interface CorpusSpec {
   files: number;
@@ -59,7 +60,7 @@ export async function ensureCorpus(cacheDir: string, spec: CorpusSpec, log: Log)
   log(`writing corpus ${dir} (${spec.files} files × ${spec.rowsPerFile} rows, seed ${spec.seed})`);
   await rm(dir, { recursive: true, force: true });
   const args = ['--data-dir', dir, '--files', String(spec.files), '--rows', String(spec.rowsPerFile), '--seed', String(spec.seed), '--interval-ms', '0'];
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'generator/src/main.ts'), ...args], { cwd: ROOT, env: { ...process.env, LOG_FORMAT: 'json' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [compiled('generator/src/main.ts'), ...args], { cwd: ROOT, env: { ...process.env, LOG_FORMAT: 'json' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const [code] = await once(child, 'exit');

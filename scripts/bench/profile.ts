@@ -47,7 +47,7 @@ export async function summarizeProfile(file: string, top = 15): Promise<ProfileS
 }
 
 export async function summarizeProfiles(dir: string, top = 15): Promise<ProfileSummary[]> {
-  // CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile: thread 0 is the main thread (the others: tsx's loader).
+  // CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile: thread 0 is the main thread (any other, a worker's).
   const files = (await readdir(dir)).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f)).sort();
   return Promise.all(files.map((f) => summarizeProfile(join(dir, f), top)));
 }

@@ -3,12 +3,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism, cpus, release, totalmem, type } from 'node:os';
 import { join, resolve } from 'node:path';
+import { ROOT } from '../../lib/paths.ts';
 import { ensureCorpus, ensureHistory, rowsForBytes, type CorpusSpec } from './corpus.ts';
 import { measureLatency, type LatencySpec } from './latency.ts';
 import { measureMemory } from './memory.ts';
 import { checkTargets, type BenchReport, type MachineInfo } from './report.ts';
 import { measureStartup } from './startup.ts';
-import { ROOT, withClient, type Log } from './support.ts';
+import { withClient, type Log } from './support.ts';
 import { measureThroughput, type VariantId } from './throughput.ts';
 
 export const MEASUREMENTS = ['throughput', 'memory', 'latency', 'startup'] as const;

@@ -8,11 +8,9 @@ import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { compiled, ROOT } from '../../lib/paths.ts';
 import { migrate } from '../../streamer/src/db/migrate.ts';
-
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export type Log = (message: string) => void;
 
@@ -209,7 +207,7 @@ export function spawnStreamer({ dataDir, databaseUrl, args, nodeArgs = [] }: Str
   const rssFile = join(tmpdir(), `dropstream-bench-rss-${randomBytes(6).toString('hex')}`);
   const child = spawn(
     process.execPath,
-    [...nodeArgs, '--import', 'tsx', '--import', fileURLToPath(new URL('./peakRss.ts', import.meta.url)), join(ROOT, 'streamer/src/main.ts'), '--data-dir', dataDir, ...args],
+    [...nodeArgs, '--import', compiled('scripts/bench/peakRss.ts'), compiled('streamer/src/main.ts'), '--data-dir', dataDir, ...args],
     { cwd: ROOT, env: { ...process.env, DATABASE_URL: databaseUrl, LOG_FORMAT: 'json', LOG_LEVEL: 'info', BENCH_RSS_FILE: rssFile }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   // 'close', not 'exit': by then every line the process wrote has been read.

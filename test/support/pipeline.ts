@@ -3,10 +3,17 @@ import { once } from 'node:events';
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { TestDatabase } from './db.ts';
+import type pg from 'pg';
+import { compiled, ROOT } from '../../lib/paths.ts';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/**
+ * A database as these helpers use it (a TestDatabase of ./db.ts is one). Not imported from there:
+ * db.ts needs vitest, and `npm run chaos` builds and runs this module outside vitest.
+ */
+export interface Database {
+  url: string;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+}
 
 export interface Run {
   code: number | null;
@@ -26,9 +33,9 @@ export async function makeDataDir(): Promise<DataDir> {
   return { dir, input: join(dir, 'input'), remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** Starts one of the project's programs as a child process, the way a user would. */
+/** Starts one of the project's programs (its source path, e.g. 'streamer/src/main.ts') compiled, as its npm script does. */
 export function spawnProgram(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+  const child = spawn(process.execPath, [compiled(script), ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -52,11 +59,11 @@ export async function generate(dataDir: string, opts: { files: number; rows: num
 }
 
 /** Runs the streamer over what is in the input directory and waits for it to exit. */
-export async function streamAvailableNow(dataDir: string, db: Pick<TestDatabase, 'url'>, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+export async function streamAvailableNow(dataDir: string, db: Pick<Database, 'url'>, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return finished(startStreamer(dataDir, db, ['--available-now', ...extraArgs], env));
 }
 
-export function startStreamer(dataDir: string, db: Pick<TestDatabase, 'url'>, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
+export function startStreamer(dataDir: string, db: Pick<Database, 'url'>, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
   return spawnProgram('streamer/src/main.ts', ['--data-dir', dataDir, '--file-stable-ms', '0', ...args], { DATABASE_URL: db.url, ...env });
 }
 
@@ -93,7 +100,7 @@ export interface TableState {
   revenueCents: number;
 }
 
-export async function tableState(db: Pick<TestDatabase, 'query'>): Promise<TableState> {
+export async function tableState(db: Pick<Database, 'query'>): Promise<TableState> {
   const { rows } = await db.query<{ event_id: string }>('SELECT event_id FROM user_activity');
   const agg = await db.query<{ count: string; distinct_ids: string; revenue_cents: string | null }>(
     `SELECT count(*) AS count, count(DISTINCT event_id) AS distinct_ids,

@@ -1,8 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type pg from 'pg';
+import { ROOT } from '../../../lib/paths.ts';
 
-export const SQL_DIR = fileURLToPath(new URL('../../../sql/', import.meta.url));
+export const SQL_DIR = join(ROOT, 'sql');
 
 /** Any number of streamers may start at once; one of them migrates, the others wait for it. */
 const MIGRATION_LOCK = 0x64726f70; // 'drop'
