@@ -33,6 +33,14 @@ export async function makeDataDir(): Promise<DataDir> {
   return { dir, input: join(dir, 'input'), remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
+const running = new Set<ChildProcess>();
+
+/** Programs a test started and left running (it failed before stopping them): killed, so that they do not load the next test's machine. */
+export function killLeftovers(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
 /** Starts one of the project's programs (its source path, e.g. 'streamer/src/main.ts') compiled, as its npm script does. */
 export function spawnProgram(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, [compiled(script), ...args], {
@@ -40,6 +48,8 @@ export function spawnProgram(script: string, args: string[], env: NodeJS.Process
     env: { ...process.env, LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));

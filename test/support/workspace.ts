@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { afterEach, beforeEach } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './db.ts';
-import { makeDataDir, type DataDir } from './pipeline.ts';
+import { killLeftovers, makeDataDir, type DataDir } from './pipeline.ts';
 
 export interface Workspace {
   db: TestDatabase;
@@ -20,6 +20,7 @@ export function useWorkspace(opts: { input?: boolean } = {}): Workspace {
     if (opts.input) await mkdir(ws.data.input, { recursive: true });
   });
   afterEach(async () => {
+    killLeftovers();
     await ws.db.drop();
     await ws.data.remove();
   });
