@@ -19,7 +19,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --repeat N              runs per variant (default 3; 1 with --quick)
   --out FILE              report (default docs/performance.md; the JSON goes beside it)
   --cache-dir DIR         corpus cache and run directories (default bench-data)
-  --streamer-args "…"     extra flags for every streamer run, e.g. "--file-concurrency 3"
+  --streamer-args="…"    extra flags for every streamer run, e.g. --streamer-args="--file-concurrency 3"
   --cpu-prof DIR          V8 CPU profiles of the throughput and start-up streamer runs, summarised
   --no-psql               use COPY FROM STDIN from Node as the baseline even if psql is installed
 

@@ -226,7 +226,7 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
     for (const [cols, text] of [[header, line], [reordered, moved]] as const) {
       const map = mapHeader([...cols]) as ColumnMap;
       const out = new CopyBuffer();
-      out.writeBytes(BINARY_HEADER, 0, BINARY_HEADER.length);
+      out.writeAll(BINARY_HEADER);
       expect(new FastRows(map, DEFAULT_EVENT_TYPES, tail).write(Buffer.from(text), 0, text.length, 7, out)).toBe(true);
       out.int16(-1);
       expect(decodeCopyBinary(out.take())).toEqual([

@@ -30,7 +30,7 @@ export function decodeUuid(src: Buffer, s: number, e: number, into: Buffer): boo
 
 export function uuidField(out: CopyBuffer, bytes: Buffer): void {
   out.int32(16);
-  out.writeBytes(bytes, 0, 16);
+  out.writeAll(bytes);
 }
 
 export function textField(out: CopyBuffer, src: Buffer, start: number, end: number): void {
@@ -92,9 +92,9 @@ export class RowTail {
   }
 
   write(out: CopyBuffer, line: number): void {
-    out.writeBytes(this.file, 0, this.file.length);
+    out.writeAll(this.file);
     int8Field(out, line);
-    out.writeBytes(this.batch, 0, 12);
+    out.writeAll(this.batch);
   }
 }
 

@@ -30,6 +30,12 @@ export class CopyBuffer {
     this.length += end - start;
   }
 
+  /** A whole buffer: TypedArray#set, which costs the same for any size, where a byte loop grows with it. */
+  writeAll(src: Buffer): void {
+    this.reserve(src.length).set(src, this.length);
+    this.length += src.length;
+  }
+
   /** Big-endian, as COPY binary wants its integers. */
   int16(v: number): void {
     const buf = this.reserve(2);

@@ -88,7 +88,7 @@ export class FileReader {
     this.tail = new RowTail(file.name, batchId);
     this.fileColumn = `\t${escapeCopy(file.name)}\t`;
     this.rowEnd = withRaw ? `\t${batchId}\t` : `\t${batchId}\n`;
-    if (this.binary) this.out.writeBytes(BINARY_HEADER, 0, BINARY_HEADER.length);
+    if (this.binary) this.out.writeAll(BINARY_HEADER);
   }
 
   async *copyData(): AsyncGenerator<Buffer> {
@@ -109,7 +109,7 @@ export class FileReader {
     lines.end(onLine);
     this.assembler.end(this.items);
     this.drainItems();
-    if (this.binary) this.out.writeBytes(BINARY_TRAILER, 0, BINARY_TRAILER.length);
+    if (this.binary) this.out.writeAll(BINARY_TRAILER);
     if (this.out.length > 0) {
       yield this.out.take();
       crashPoint('mid-copy', this.batchId);
