@@ -14,6 +14,7 @@ const SETTINGS = {
   'max-bytes-per-batch': { env: 'DROPSTREAM_MAX_BYTES_PER_BATCH', default: '256MB', help: 'cap on bytes in one micro-batch (a larger file goes alone); e.g. 64MB, 1GB' },
   'file-concurrency': { env: 'DROPSTREAM_FILE_CONCURRENCY', default: '2', help: 'files loaded at once, each on its own connection and transaction' },
   'file-stable-ms': { env: 'DROPSTREAM_FILE_STABLE_MS', default: '500', help: 'a file is read only once its size and mtime have not changed for this long' },
+  'rescan-interval-ms': { env: 'DROPSTREAM_RESCAN_INTERVAL_MS', default: '30000', help: 'list input again this often, in case a file event was missed (new names, names that came back with new content)' },
   poll: { env: 'DROPSTREAM_POLL', default: 'false', help: 'watch by polling (Docker bind mounts, network filesystems)' },
   'available-now': { env: 'DROPSTREAM_AVAILABLE_NOW', default: 'false', help: 'process the files present at start, then exit' },
   'clean-source': { env: 'DROPSTREAM_CLEAN_SOURCE', default: 'off', help: 'after its batch commits, a file is left (off), moved to <data-dir>/archive (archive) or deleted (delete)' },
@@ -55,6 +56,7 @@ const schema = z.object({
   'max-bytes-per-batch': byteSize,
   'file-concurrency': wholeNumber(1).refine((n) => n <= 32, 'must be ≤ 32'),
   'file-stable-ms': wholeNumber(0),
+  'rescan-interval-ms': wholeNumber(1000),
   poll: boolean,
   'available-now': boolean,
   'clean-source': z.enum(['off', 'archive', 'delete'], { error: 'must be off, archive or delete' }),
@@ -115,6 +117,7 @@ export interface StreamerConfig {
   maxBytesPerBatch: number;
   fileConcurrency: number;
   fileStableMs: number;
+  rescanIntervalMs: number;
   poll: boolean;
   availableNow: boolean;
   cleanSource: CleanSource;
@@ -180,6 +183,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     maxBytesPerBatch: v['max-bytes-per-batch'],
     fileConcurrency: v['file-concurrency'],
     fileStableMs: v['file-stable-ms'],
+    rescanIntervalMs: v['rescan-interval-ms'],
     poll: v.poll,
     availableNow: v['available-now'],
     cleanSource: v['clean-source'],

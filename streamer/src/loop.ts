@@ -8,7 +8,7 @@ import { planBatch } from './planner.ts';
 import { recover } from './recover.ts';
 import { retryTransient } from './retry.ts';
 import { runBatch, type BatchContext } from './runBatch.ts';
-import { processedNames } from './sink/ledger.ts';
+import { processedVersions } from './sink/ledger.ts';
 import { FileSource } from './source/fileSource.ts';
 
 export interface StreamerDeps {
@@ -22,8 +22,17 @@ export interface StreamerDeps {
 /** The micro-batch loop: discover → plan batch → write offsets → read, validate and copy → commit. */
 export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Promise<void> {
   const retry = <T>(what: string, work: () => Promise<T>) => retryTransient(work, { signal, log, what });
-  const processed = await retry('reading the file ledger', () => processedNames(pool));
-  const source = new FileSource({ inputDir: cfg.inputDir, stableMs: cfg.fileStableMs, poll: cfg.poll, recursive: cfg.recursive, availableNow: cfg.availableNow, processed, log });
+  const processed = await retry('reading the file ledger', () => processedVersions(pool));
+  const source = new FileSource({
+    inputDir: cfg.inputDir,
+    stableMs: cfg.fileStableMs,
+    poll: cfg.poll,
+    recursive: cfg.recursive,
+    availableNow: cfg.availableNow,
+    rescanMs: cfg.rescanIntervalMs,
+    processed,
+    log,
+  });
   const ctx: BatchContext = {
     cfg,
     pool,

@@ -1,28 +1,45 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { CorruptCheckpointError } from './checkpoint/checkpoint.ts';
-import { runBatch, retireFiles, type BatchContext } from './runBatch.ts';
-import { isBatchFinished, lastBatchId, lastFinishedBatch } from './sink/ledger.ts';
+import { runBatch, type BatchContext } from './runBatch.ts';
+import { isBatchFinished, lastBatchId, lastFinishedBatch, latestFingerprints, type ProcessedVersion } from './sink/ledger.ts';
+import { sha256 } from './sink/fingerprint.ts';
+import { inputPath } from './source/inputName.ts';
 import { listInput } from './source/listInput.ts';
+import { retireFile } from './source/retireFile.ts';
 
 /**
  * Picks up where the last run stopped: a batch with offsets and no commit record (a stop or a
  * crash cut it short) runs again with exactly the same files; committed files a crash left in
  * input before --clean-source could retire them are retired. Returns the next batch id.
  */
-export async function recover(ctx: BatchContext, processed: ReadonlySet<string>): Promise<number> {
+export async function recover(ctx: BatchContext, processed: ReadonlyMap<string, ProcessedVersion>): Promise<number> {
   const { cfg, log } = ctx;
   const latest = await readLatest(ctx);
   const nextId = Math.max(await ctx.retry('reading the batch ledger', () => lastBatchId(ctx.pool)), latest?.batch.id ?? 0) + 1;
   if (latest && !latest.committed) {
     log.info({ batch: latest.batch.id, files: latest.batch.files.length }, 'resuming a batch that was not committed');
     const files = latest.batch.files
-      .map((f) => ({ ...f, path: join(cfg.inputDir, f.name) }))
+      .map((f) => ({ ...f, path: inputPath(cfg.inputDir, f) }))
       .filter((f) => existsSync(f.path) || (log.warn({ file: f.name }, 'a file of the resumed batch is gone'), false));
     await runBatch(ctx, { ...latest.batch, files }, true);
   }
-  if (cfg.cleanSource !== 'off') await retireFiles(cfg, (await listInput(cfg.inputDir, cfg.recursive).catch(() => [])).filter((n) => processed.has(n)));
+  if (cfg.cleanSource !== 'off') await retireLeftovers(ctx, processed);
   return nextId;
+}
+
+/**
+ * Files a crash left in input between their commit and --clean-source. Only a file with exactly
+ * the content of its name's newest processed version goes: any other is a new version to load.
+ */
+async function retireLeftovers({ cfg, pool, retry }: BatchContext, processed: ReadonlyMap<string, ProcessedVersion>): Promise<void> {
+  const candidates = (await listInput(cfg.inputDir, cfg.recursive).catch(() => [])).filter((f) => processed.has(f.name));
+  if (candidates.length === 0) return;
+  const fingerprints = await retry('reading the file ledger', () => latestFingerprints(pool, candidates.map((f) => f.name)));
+  for (const f of candidates) {
+    const path = inputPath(cfg.inputDir, f);
+    const fingerprint = await sha256(path).catch(() => undefined);
+    if (fingerprint !== undefined && fingerprint === fingerprints.get(f.name)) await retireFile(path, f.name, cfg.cleanSource, cfg.archiveDir);
+  }
 }
 
 /**

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type PQueue from 'p-queue';
 import type pg from 'pg';
 import type { Logger } from '../../lib/log.ts';
@@ -7,10 +6,12 @@ import type { Checkpoint } from './checkpoint/checkpoint.ts';
 import type { StreamerConfig } from './config.ts';
 import { crashPoint } from './crashPoint.ts';
 import type { PlannedBatch } from './planner.ts';
+import type { SourceFile } from './reader/fileReader.ts';
 import { beginBatch, committedFilesOfBatch, finishBatch, type BatchTotals, type FileResult } from './sink/ledger.ts';
 import { loadFile, type SinkContext } from './sink/loadFile.ts';
 import { quarantine } from './sink/quarantine.ts';
 import type { FileSource } from './source/fileSource.ts';
+import { isUnchanged } from './source/fileVersion.ts';
 import { retireFile } from './source/retireFile.ts';
 
 export interface BatchContext {
@@ -34,7 +35,7 @@ const PROCESSED: ReadonlySet<string> = new Set(['loaded', 'empty', 'duplicate'])
  * log. A replay (the batch was cut short) skips what the database already committed.
  */
 export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: boolean): Promise<void> {
-  const { cfg, pool, checkpoint, source, retry } = ctx;
+  const { pool, checkpoint, source, retry } = ctx;
   const started = performance.now();
   if (!replay) await checkpoint.writeOffsets(batch);
   crashPoint('after-offsets', batch.id);
@@ -50,14 +51,38 @@ export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: b
   crashPoint('after-db-commit', batch.id);
   await checkpoint.writeCommit(batch.id, totals);
   source.settle(batch.files, (name) => results.get(name)?.status);
-  await retireFiles(cfg, batch.files.filter((f) => PROCESSED.has(results.get(f.name)?.status ?? '')).map((f) => f.name));
+  await retireCommitted(ctx, batch.files.filter((f) => PROCESSED.has(results.get(f.name)?.status ?? '')));
+  logNewVersions(ctx.log, [...results.values()]);
   logBatch(ctx.log, batch, [...results.values()], totals, performance.now() - started);
 }
 
-/** --clean-source: processed files leave input once their batch is committed, never before. */
-export async function retireFiles(cfg: StreamerConfig, names: string[]): Promise<void> {
+/**
+ * --clean-source: processed files leave input once their batch is committed, never before, and
+ * only while they are still the version that was committed: a file rewritten or renamed over
+ * since it was read is another version, left in input and loaded as such.
+ */
+async function retireCommitted({ cfg, log, source }: BatchContext, files: SourceFile[]): Promise<void> {
   if (cfg.cleanSource === 'off') return;
-  for (const name of names) await retireFile(join(cfg.inputDir, name), name, cfg.cleanSource, cfg.archiveDir);
+  for (const f of files) {
+    if (await isUnchanged(f)) {
+      await retireFile(f.path, f.name, cfg.cleanSource, cfg.archiveDir);
+    } else {
+      log.warn({ file: f.name }, `${f.name} changed after it was read: it stays in input and is loaded as a new version`);
+      source.recheck(f);
+    }
+  }
+}
+
+/** A name that came back with new content is said once, when that version is committed. */
+function logNewVersions(log: Logger, results: FileResult[]): void {
+  for (const r of results) {
+    if (r.version === undefined || r.version < 2) continue;
+    const what =
+      r.status === 'loaded'
+        ? `loaded as version ${r.version}: ${r.rowsLoaded} new rows, ${r.rowsDuplicate} already stored from earlier versions or other files, ${r.rowsRejected} rejected`
+        : `recorded as version ${r.version} (${r.status}: ${r.reason})`;
+    log.info({ file: r.name, version: r.version, status: r.status }, `${r.name} came back with new content; ${what}`);
+  }
 }
 
 /** A crash between a file's 'quarantined' ledger row and its move leaves it in input: move it now. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { crashPoint } from '../crashPoint.ts';
+import type { InputName } from '../source/inputName.ts';
 import { mapHeader, type Column, type ColumnMap } from './columns.ts';
 import { BINARY_HEADER, BINARY_TRAILER, RowTail, writeEventRow } from './copyBinary.ts';
 import { CopyBuffer } from './copyBuffer.ts';
@@ -12,13 +13,14 @@ import { isBadRecord, lineFault, RecordAssembler, type SplitItem } from './recor
 import type { RejectSpool } from './rejectSpool.ts';
 import { RowRejection, validateRow } from './validateRow.ts';
 
-/** A file the source found ready, as the planner saw it. */
-export interface SourceFile {
-  /** Path relative to the input directory: the file's name everywhere (ledger, rows, logs). */
-  name: string;
-  path: string;
+/** A file the source found ready, as the planner saw it: one version of its name. */
+export interface SourceFile extends InputName {
+  /** InputName.name, the path relative to the input directory, is the file's name everywhere (ledger, rows, logs). */
+  path: string | Buffer;
   size: number;
   mtimeMs: number;
+  /** Tells a file renamed over this one from this one, when size and mtime are the same (unknown in older checkpoints). */
+  ino?: number;
 }
 
 /** How rows are read; set by configuration. */

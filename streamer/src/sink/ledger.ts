@@ -14,6 +14,8 @@ export interface FileResult {
   rowsRejected: number;
   rowsDuplicate: number;
   reason?: string;
+  /** n for the n-th processed version of the name (see ProcessedVersion); unset for a file set aside. */
+  version?: number;
 }
 
 export interface BatchTotals {
@@ -43,19 +45,24 @@ export function emptyResult(file: SourceFile, status: FileStatus, reason?: strin
   return { name: file.name, status, bytes: file.size, rowsRead: 0, rowsLoaded: 0, rowsRejected: 0, rowsDuplicate: 0, reason };
 }
 
+const PROCESSED_STATUSES = `('loaded', 'empty', 'duplicate')`;
+
 /**
  * Writes the file-done marker. Inside the file's transaction this is what makes its rows count
- * as committed exactly once. Returns false when the name is already processed or the content is
- * already loaded (a unique index says no).
+ * as committed exactly once. Returns the version of the name it recorded (unset for a file set
+ * aside), or false when the same content is already loaded under some name (a unique index says no).
  */
-export async function recordFile(db: Queryable, file: SourceFile, fingerprint: string | null, result: FileResult, batchId: number): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `INSERT INTO ingest_files (name, fingerprint, size, mtime, status, reason, rows_read, rows_loaded, rows_rejected, rows_duplicate, batch_id)
-     VALUES ($1, $2, $3, to_timestamp($4::double precision / 1000), $5, $6, $7, $8, $9, $10, $11)
-     ON CONFLICT DO NOTHING`,
+export async function recordFile(db: Queryable, file: SourceFile, fingerprint: string | null, result: FileResult, batchId: number): Promise<number | undefined | false> {
+  const { rows } = await db.query<{ version: number | null }>(
+    `INSERT INTO ingest_files (name, fingerprint, size, mtime, status, reason, rows_read, rows_loaded, rows_rejected, rows_duplicate, batch_id, version)
+     SELECT $1, $2, $3, to_timestamp($4::double precision / 1000), $5, $6, $7, $8, $9, $10, $11,
+            CASE WHEN $5 IN ${PROCESSED_STATUSES}
+                 THEN (SELECT count(*) + 1 FROM ingest_files WHERE name = $1 AND status IN ${PROCESSED_STATUSES}) END
+     ON CONFLICT DO NOTHING
+     RETURNING version`,
     [file.name, fingerprint, file.size, file.mtimeMs, result.status, result.reason ?? null, result.rowsRead, result.rowsLoaded, result.rowsRejected, result.rowsDuplicate, batchId],
   );
-  return rowCount === 1;
+  return rows.length === 1 ? (rows[0]!.version ?? undefined) : false;
 }
 
 /** Loaded files of this size: only these can have the same content as a file of that size. */
@@ -69,16 +76,38 @@ export async function loadedFileWithFingerprint(db: Queryable, fingerprint: stri
   return rows[0]?.name;
 }
 
-/** Names that are taken for good (see ingest_files_processed_name): never read again. */
-export async function processedNames(db: Queryable): Promise<Set<string>> {
-  const { rows } = await db.query<{ name: string }>(`SELECT name FROM ingest_files WHERE status IN ('loaded', 'empty', 'duplicate')`);
-  return new Set(rows.map((r) => r.name));
+/** What the ledger knows of the newest processed version of a name: enough to tell a new version from it. */
+export interface ProcessedVersion {
+  size: number;
+  mtimeMs: number;
+}
+
+/**
+ * The newest processed version of every name. A file in input that still has this size and mtime
+ * is that version; any other is a new version (see sameVersion).
+ */
+export async function processedVersions(db: Queryable): Promise<Map<string, ProcessedVersion>> {
+  // In id order, so that the newest version of a name is the one that stays in the map.
+  const { rows } = await db.query<{ name: string; size: string; mtime_ms: number }>(
+    `SELECT name, size, extract(epoch FROM mtime) * 1000 AS mtime_ms FROM ingest_files WHERE status IN ${PROCESSED_STATUSES} ORDER BY id`,
+  );
+  return new Map(rows.map((r) => [r.name, { size: Number(r.size), mtimeMs: Number(r.mtime_ms) }]));
+}
+
+/** The fingerprint of each name's newest processed version. */
+export async function latestFingerprints(db: Queryable, names: string[]): Promise<Map<string, string | null>> {
+  const { rows } = await db.query<{ name: string; fingerprint: string | null }>(
+    `SELECT DISTINCT ON (name) name, fingerprint FROM ingest_files
+      WHERE name = ANY($1::text[]) AND status IN ${PROCESSED_STATUSES} ORDER BY name, id DESC`,
+    [names],
+  );
+  return new Map(rows.map((r) => [r.name, r.fingerprint]));
 }
 
 /** Files of a batch the database has already committed: on a replay they are not read again. */
 export async function committedFilesOfBatch(db: Queryable, batchId: number): Promise<Map<string, FileResult>> {
   const { rows } = await db.query(
-    `SELECT name, status, size, rows_read, rows_loaded, rows_rejected, rows_duplicate, reason FROM ingest_files WHERE batch_id = $1`,
+    `SELECT name, status, size, rows_read, rows_loaded, rows_rejected, rows_duplicate, reason, version FROM ingest_files WHERE batch_id = $1`,
     [batchId],
   );
   return new Map(
@@ -93,6 +122,7 @@ export async function committedFilesOfBatch(db: Queryable, batchId: number): Pro
         rowsRejected: Number(r.rows_rejected),
         rowsDuplicate: Number(r.rows_duplicate),
         reason: r.reason ?? undefined,
+        version: r.version ?? undefined,
       },
     ]),
   );

@@ -1,6 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import type { Logger } from '../../../lib/log.ts';
 import { crashPoint } from '../crashPoint.ts';
@@ -9,6 +6,7 @@ import { RejectSpool } from '../reader/rejectSpool.ts';
 import { withClient } from '../db/pool.ts';
 import { isTransient } from '../retry.ts';
 import { copyInto } from './copyInto.ts';
+import { sha256 } from './fingerprint.ts';
 import { emptyResult, loadedFilesOfSize, loadedFileWithFingerprint, recordFile, type FileResult } from './ledger.ts';
 import { quarantine } from './quarantine.ts';
 
@@ -37,12 +35,6 @@ const REJECT_CONFLICTS = `
    WHERE (u.source_file, u.source_line, u.batch_id) IS DISTINCT FROM (s.source_file, s.source_line, s.batch_id)
      AND (u.user_id, u.event_type, u.product_id, u.price, u.quantity, u.event_time)
          IS DISTINCT FROM (s.user_id, s.event_type, s.product_id, s.price, s.quantity, s.event_time)`;
-
-async function sha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
-}
 
 /** An error from PostgreSQL itself that retrying cannot fix: a constraint the data violates, a missing table… */
 function isDatabaseRefusal(err: unknown): boolean {
@@ -132,13 +124,14 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
         rowsRejected: counts.rowsRejected + conflicting,
         rowsDuplicate: counts.rowsValid - rowsLoaded - conflicting,
       };
-      if (!(await recordFile(client, file, counts.fingerprint, result, batchId))) {
+      const version = await recordFile(client, file, counts.fingerprint, result, batchId);
+      if (version === false) {
         await client.query('ROLLBACK');
         return { kind: 'not-recorded', fingerprint: counts.fingerprint };
       }
       crashPoint('before-file-commit', batchId);
       await client.query('COMMIT');
-      return { kind: 'committed', result };
+      return { kind: 'committed', result: { ...result, version } };
     } finally {
       await rejects.dispose();
     }
@@ -150,22 +143,23 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
     case 'empty':
       return recordOutcome(ctx, file, outcome.fingerprint, emptyResult(file, 'empty', 'the file holds no header and no rows'), batchId);
     case 'not-recorded': {
-      // Another file with this content, or another streamer, committed first.
+      // Another file with this content committed first (two copies in one batch).
       const twin = await loadedFileWithFingerprint(ctx.pool, outcome.fingerprint);
       if (twin) return recordDuplicate(ctx, file, outcome.fingerprint, twin, batchId);
-      return emptyResult(file, 'duplicate', 'already processed by another streamer');
+      throw new Error(`${file.name} could not be recorded in the ledger, and no loaded file has its content`);
     }
   }
 }
 
 async function recordDuplicate(ctx: SinkContext, file: SourceFile, fingerprint: string, twin: string, batchId: number): Promise<FileResult> {
-  return recordOutcome(ctx, file, fingerprint, emptyResult(file, 'duplicate', `same content as ${twin}, already loaded`), batchId);
+  const reason = twin === file.name ? 'same content as an earlier version of this name, already loaded' : `same content as ${twin}, already loaded`;
+  return recordOutcome(ctx, file, fingerprint, emptyResult(file, 'duplicate', reason), batchId);
 }
 
 /** A file that loads no rows still gets its ledger row, so that every file is accounted for. */
 async function recordOutcome(ctx: SinkContext, file: SourceFile, fingerprint: string | null, result: FileResult, batchId: number): Promise<FileResult> {
-  await recordFile(ctx.pool, file, fingerprint, result, batchId);
-  return result;
+  const version = await recordFile(ctx.pool, file, fingerprint, result, batchId);
+  return version === false ? result : { ...result, version };
 }
 
 async function setAside(ctx: SinkContext, file: SourceFile, reason: string, batchId: number): Promise<FileResult> {

@@ -13,7 +13,7 @@ function freePath(dir: string, name: string): string {
 }
 
 /** Moves a file out of the input directory into `dir`, never over another file. Returns where it went. */
-export async function moveAside(path: string, name: string, dir: string): Promise<string> {
+export async function moveAside(path: string | Buffer, name: string, dir: string): Promise<string> {
   const target = freePath(dir, name);
   await mkdir(dirname(target), { recursive: true });
   await rename(path, target);

@@ -1,7 +1,9 @@
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { batchTotals, processedNames, type BatchTotals } from '../sink/ledger.ts';
+import { batchTotals, processedVersions, type BatchTotals, type ProcessedVersion } from '../sink/ledger.ts';
+import { sameVersion } from '../source/fileVersion.ts';
+import { inputPath, type InputName } from '../source/inputName.ts';
 import { listInput } from '../source/listInput.ts';
 import { acceptsName } from '../source/acceptsName.ts';
 
@@ -116,7 +118,7 @@ export interface ReadStatusOptions {
 
 export async function readStatus({ db, dataDir, now = new Date(), recursive = false }: ReadStatusOptions): Promise<StreamStatus> {
   const schema = await hasSchema(db);
-  const processed = schema ? await processedNames(db) : new Set<string>();
+  const processed = schema ? await processedVersions(db) : new Map<string, ProcessedVersion>();
   const [pending, quarantineFiles, offsets] = await Promise.all([
     pendingFiles(join(dataDir, 'input'), processed, now, recursive),
     countQuarantineFiles(join(dataDir, 'quarantine')),
@@ -142,7 +144,7 @@ export async function readStatus({ db, dataDir, now = new Date(), recursive = fa
 
   const quarantined = await db.query<{ name: string; reason: string | null; committed_at: Date; batch_id: string; reloaded: boolean }>(
     `SELECT q.name, q.reason, q.committed_at, q.batch_id,
-            EXISTS (SELECT 1 FROM ingest_files p WHERE p.name = q.name AND p.status IN ('loaded', 'empty', 'duplicate')) AS reloaded
+            EXISTS (SELECT 1 FROM ingest_files p WHERE p.name = q.name AND p.id > q.id AND p.status IN ('loaded', 'empty', 'duplicate')) AS reloaded
        FROM ingest_files q WHERE q.status = 'quarantined'
       ORDER BY q.committed_at DESC, q.id DESC LIMIT ${RECENT_QUARANTINED}`,
   );
@@ -275,8 +277,8 @@ function compareCheckpoint(cp: CheckpointFiles, lastFinishedId: number | null, o
   return { state, ...base };
 }
 
-async function pendingFiles(inputDir: string, processed: Set<string>, now: Date, recursive: boolean): Promise<PendingFiles> {
-  let names: string[];
+async function pendingFiles(inputDir: string, processed: ReadonlyMap<string, ProcessedVersion>, now: Date, recursive: boolean): Promise<PendingFiles> {
+  let names: InputName[];
   try {
     names = await listInput(inputDir, recursive);
   } catch (err) {
@@ -286,11 +288,15 @@ async function pendingFiles(inputDir: string, processed: Set<string>, now: Date,
   let count = 0;
   let bytes = 0;
   let oldest: { name: string; mtimeMs: number } | undefined;
-  for (const name of names) {
-    if (!acceptsName(name) || processed.has(name)) continue;
-    // Like the streamer: regular files only (no symbolic links, no directories).
-    const stats = await lstat(join(inputDir, name)).catch(() => undefined);
+  for (const input of names) {
+    const { name } = input;
+    if (!acceptsName(name)) continue;
+    // Like the streamer: regular files only (no symbolic links, no directories), and a processed
+    // name only when its file is another version than the one processed.
+    const stats = await lstat(inputPath(inputDir, input)).catch(() => undefined);
     if (!stats?.isFile()) continue;
+    const version = processed.get(name);
+    if (version && sameVersion(stats, version)) continue;
     count++;
     bytes += stats.size;
     if (!oldest || stats.mtimeMs < oldest.mtimeMs || (stats.mtimeMs === oldest.mtimeMs && name < oldest.name)) oldest = { name, mtimeMs: stats.mtimeMs };
