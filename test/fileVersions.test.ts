@@ -1,9 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { isUnchanged } from '../streamer/src/source/fileVersion.ts';
+import { readStatus } from '../streamer/src/status/readStatus.ts';
 import { inputName } from '../streamer/src/source/inputName.ts';
 import { finished, startStreamer, streamAvailableNow, waitForOutput } from './support/pipeline.ts';
 import { useWorkspace } from './support/workspace.ts';
@@ -32,15 +34,9 @@ interface Version {
 }
 
 describe('a file is its content; a name is only where it was found', () => {
+  // A streamer a test leaves running is killed by the workspace after it.
   const ws = useWorkspace({ input: true });
   let streamer: ReturnType<typeof startStreamer> | undefined;
-  afterEach(async () => {
-    if (streamer && streamer.exitCode === null && streamer.signalCode === null) {
-      streamer.kill('SIGKILL');
-      await finished(streamer);
-    }
-    streamer = undefined;
-  });
 
   const versions = async (name?: string) =>
     (
@@ -104,6 +100,10 @@ describe('a file is its content; a name is only where it was found', () => {
     await writeFile(join(ws.data.input, 'daily.csv'), rows(0, 10));
     expect((await streamAvailableNow(ws.data.dir, ws.db)).code).toBe(0);
     await writeFile(join(ws.data.input, 'daily.csv'), rows(10, 15));
+    const client = new pg.Client({ connectionString: ws.db.url });
+    await client.connect();
+    const { pending } = await readStatus({ db: client, dataDir: ws.data.dir }).finally(() => client.end());
+    expect(pending, 'npm run status counts the new version as pending').toMatchObject({ count: 1, bytes: rows(10, 15).length });
     const second = await streamAvailableNow(ws.data.dir, ws.db);
     expect(second.code, second.output).toBe(0);
     expect((await versions('daily.csv')).map((r) => [r.version, r.rows_loaded])).toEqual([
