@@ -21,7 +21,7 @@ export async function recover(ctx: BatchContext, processed: ReadonlySet<string>)
       .filter((f) => existsSync(f.path) || (log.warn({ file: f.name }, 'a file of the resumed batch is gone'), false));
     await runBatch(ctx, { ...latest.batch, files }, true);
   }
-  if (cfg.cleanSource !== 'off') await retireFiles(cfg, (await listInput(cfg.inputDir, cfg.recursive).catch(() => [])).filter((n) => processed.has(n)));
+  if (cfg.cleanSource !== 'off') await retireFiles(ctx, (await listInput(cfg.inputDir, cfg.recursive).catch(() => [])).filter((n) => processed.has(n)));
   return nextId;
 }
 

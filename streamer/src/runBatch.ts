@@ -7,6 +7,7 @@ import type { Checkpoint } from './checkpoint/checkpoint.ts';
 import type { StreamerConfig } from './config.ts';
 import { crashPoint } from './crashPoint.ts';
 import type { PlannedBatch } from './planner.ts';
+import type { Retry } from './retry.ts';
 import { beginBatch, committedFilesOfBatch, finishBatch, type BatchTotals, type FileResult } from './sink/ledger.ts';
 import { loadFile, type SinkContext } from './sink/loadFile.ts';
 import { quarantine } from './sink/quarantine.ts';
@@ -22,8 +23,8 @@ export interface BatchContext {
   sink: SinkContext;
   /** Files loaded at once, each on its own connection. */
   queue: PQueue;
-  /** Runs database work until it succeeds, waiting out outages. */
-  retry: <T>(what: string, work: () => Promise<T>) => Promise<T>;
+  /** Runs database and disk work until it succeeds, waiting out outages and full disks. */
+  retry: Retry;
 }
 
 const PROCESSED: ReadonlySet<string> = new Set(['loaded', 'empty', 'duplicate']);
@@ -34,9 +35,9 @@ const PROCESSED: ReadonlySet<string> = new Set(['loaded', 'empty', 'duplicate'])
  * log. A replay (the batch was cut short) skips what the database already committed.
  */
 export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: boolean): Promise<void> {
-  const { cfg, pool, checkpoint, source, retry } = ctx;
+  const { pool, checkpoint, source, retry } = ctx;
   const started = performance.now();
-  if (!replay) await checkpoint.writeOffsets(batch);
+  if (!replay) await retry(`writing the offsets of batch ${batch.id}`, () => checkpoint.writeOffsets(batch));
   crashPoint('after-offsets', batch.id);
   source.take(batch.files);
   const bytes = batch.files.reduce((sum, f) => sum + f.size, 0);
@@ -48,23 +49,23 @@ export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: b
   if (replay) await finishQuarantines(ctx, batch, results);
   const totals = await retry(`finishing batch ${batch.id}`, () => finishBatch(pool, batch.id));
   crashPoint('after-db-commit', batch.id);
-  await checkpoint.writeCommit(batch.id, totals);
+  await retry(`writing the commit record of batch ${batch.id}`, () => checkpoint.writeCommit(batch.id, totals));
   source.settle(batch.files, (name) => results.get(name)?.status);
-  await retireFiles(cfg, batch.files.filter((f) => PROCESSED.has(results.get(f.name)?.status ?? '')).map((f) => f.name));
+  await retireFiles(ctx, batch.files.filter((f) => PROCESSED.has(results.get(f.name)?.status ?? '')).map((f) => f.name));
   logBatch(ctx.log, batch, [...results.values()], totals, performance.now() - started);
 }
 
 /** --clean-source: processed files leave input once their batch is committed, never before. */
-export async function retireFiles(cfg: StreamerConfig, names: string[]): Promise<void> {
+export async function retireFiles({ cfg, retry }: BatchContext, names: string[]): Promise<void> {
   if (cfg.cleanSource === 'off') return;
-  for (const name of names) await retireFile(join(cfg.inputDir, name), name, cfg.cleanSource, cfg.archiveDir);
+  for (const name of names) await retry(`--clean-source ${cfg.cleanSource} of ${name}`, () => retireFile(join(cfg.inputDir, name), name, cfg.cleanSource, cfg.archiveDir));
 }
 
 /** A crash between a file's 'quarantined' ledger row and its move leaves it in input: move it now. */
 async function finishQuarantines(ctx: BatchContext, batch: PlannedBatch, results: Map<string, FileResult>): Promise<void> {
   for (const f of batch.files) {
     const r = results.get(f.name);
-    if (r?.status === 'quarantined' && existsSync(f.path)) await quarantine(f.path, f.name, ctx.cfg.quarantineDir, r.reason ?? 'set aside');
+    if (r?.status === 'quarantined' && existsSync(f.path)) await quarantine(f.path, f.name, ctx.cfg.quarantineDir, r.reason ?? 'set aside', ctx.retry);
   }
 }
 
