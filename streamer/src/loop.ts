@@ -39,8 +39,8 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
     log,
     source,
     retry,
-    checkpoint: await Checkpoint.open(cfg.checkpointDir),
-    sink: { pool, log, rules: cfg.rules, quarantineDir: cfg.quarantineDir, copyStallMs: cfg.copyStallMs },
+    checkpoint: await retry('opening the checkpoint', () => Checkpoint.open(cfg.checkpointDir)),
+    sink: { pool, log, rules: cfg.rules, quarantineDir: cfg.quarantineDir, copyStallMs: cfg.copyStallMs, retry },
     queue: new PQueue({ concurrency: cfg.fileConcurrency }),
   };
 

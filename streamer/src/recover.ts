@@ -38,7 +38,9 @@ async function retireLeftovers({ cfg, pool, retry }: BatchContext, processed: Re
   for (const f of candidates) {
     const path = inputPath(cfg.inputDir, f);
     const fingerprint = await sha256(path).catch(() => undefined);
-    if (fingerprint !== undefined && fingerprint === fingerprints.get(f.name)) await retireFile(path, f.name, cfg.cleanSource, cfg.archiveDir);
+    if (fingerprint !== undefined && fingerprint === fingerprints.get(f.name)) {
+      await retry(`--clean-source ${cfg.cleanSource} of ${f.name}`, () => retireFile(path, f.name, cfg.cleanSource, cfg.archiveDir));
+    }
   }
 }
 

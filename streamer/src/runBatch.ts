@@ -7,6 +7,7 @@ import type { StreamerConfig } from './config.ts';
 import { crashPoint } from './crashPoint.ts';
 import type { PlannedBatch } from './planner.ts';
 import type { SourceFile } from './reader/fileReader.ts';
+import type { Retry } from './retry.ts';
 import { beginBatch, committedFilesOfBatch, finishBatch, type BatchTotals, type FileResult } from './sink/ledger.ts';
 import { loadFile, type SinkContext } from './sink/loadFile.ts';
 import { quarantine } from './sink/quarantine.ts';
@@ -23,8 +24,8 @@ export interface BatchContext {
   sink: SinkContext;
   /** Files loaded at once, each on its own connection. */
   queue: PQueue;
-  /** Runs database work until it succeeds, waiting out outages. */
-  retry: <T>(what: string, work: () => Promise<T>) => Promise<T>;
+  /** Runs database and disk work until it succeeds, waiting out outages and full disks. */
+  retry: Retry;
 }
 
 const PROCESSED: ReadonlySet<string> = new Set(['loaded', 'empty', 'duplicate']);
@@ -37,7 +38,7 @@ const PROCESSED: ReadonlySet<string> = new Set(['loaded', 'empty', 'duplicate'])
 export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: boolean): Promise<void> {
   const { pool, checkpoint, source, retry } = ctx;
   const started = performance.now();
-  if (!replay) await checkpoint.writeOffsets(batch);
+  if (!replay) await retry(`writing the offsets of batch ${batch.id}`, () => checkpoint.writeOffsets(batch));
   crashPoint('after-offsets', batch.id);
   source.take(batch.files);
   const bytes = batch.files.reduce((sum, f) => sum + f.size, 0);
@@ -49,7 +50,7 @@ export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: b
   if (replay) await finishQuarantines(ctx, batch, results);
   const totals = await retry(`finishing batch ${batch.id}`, () => finishBatch(pool, batch.id));
   crashPoint('after-db-commit', batch.id);
-  await checkpoint.writeCommit(batch.id, totals);
+  await retry(`writing the commit record of batch ${batch.id}`, () => checkpoint.writeCommit(batch.id, totals));
   source.settle(batch.files, (name) => results.get(name)?.status);
   await retireCommitted(ctx, batch.files.filter((f) => PROCESSED.has(results.get(f.name)?.status ?? '')));
   logNewVersions(ctx.log, [...results.values()]);
@@ -61,11 +62,11 @@ export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: b
  * only while they are still the version that was committed: a file rewritten or renamed over
  * since it was read is another version, left in input and loaded as such.
  */
-async function retireCommitted({ cfg, log, source }: BatchContext, files: SourceFile[]): Promise<void> {
+async function retireCommitted({ cfg, log, source, retry }: BatchContext, files: SourceFile[]): Promise<void> {
   if (cfg.cleanSource === 'off') return;
   for (const f of files) {
     if (await isUnchanged(f)) {
-      await retireFile(f.path, f.name, cfg.cleanSource, cfg.archiveDir);
+      await retry(`--clean-source ${cfg.cleanSource} of ${f.name}`, () => retireFile(f.path, f.name, cfg.cleanSource, cfg.archiveDir));
     } else {
       log.warn({ file: f.name }, `${f.name} changed after it was read: it stays in input and is loaded as a new version`);
       source.recheck(f);
@@ -89,7 +90,7 @@ function logNewVersions(log: Logger, results: FileResult[]): void {
 async function finishQuarantines(ctx: BatchContext, batch: PlannedBatch, results: Map<string, FileResult>): Promise<void> {
   for (const f of batch.files) {
     const r = results.get(f.name);
-    if (r?.status === 'quarantined' && existsSync(f.path)) await quarantine(f.path, f.name, ctx.cfg.quarantineDir, r.reason ?? 'set aside');
+    if (r?.status === 'quarantined' && existsSync(f.path)) await quarantine(f.path, f.name, ctx.cfg.quarantineDir, r.reason ?? 'set aside', ctx.retry);
   }
 }
 

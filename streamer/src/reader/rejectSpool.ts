@@ -3,6 +3,7 @@ import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { writingTo } from '../../../lib/durableFs.ts';
 
 const MEMORY_LIMIT = 1 << 20;
 
@@ -46,7 +47,7 @@ export class RejectSpool {
 
   private async spill(): Promise<void> {
     this.spillDir ??= await mkdtemp(join(tmpdir(), 'dropstream-rejects-'));
-    await appendFile(this.file(), this.buffered);
+    await writingTo(this.file(), () => appendFile(this.file(), this.buffered));
     this.buffered = '';
   }
 }

@@ -4,7 +4,7 @@ import { crashPoint } from '../crashPoint.ts';
 import { FileChangedError, FileReader, FileRejectedError, type ReadRules, type SourceFile } from '../reader/fileReader.ts';
 import { RejectSpool } from '../reader/rejectSpool.ts';
 import { withClient } from '../db/pool.ts';
-import { isTransient } from '../retry.ts';
+import { isTransient, type Retry } from '../retry.ts';
 import { copyInto } from './copyInto.ts';
 import { sha256 } from './fingerprint.ts';
 import { emptyResult, loadedFilesOfSize, loadedFileWithFingerprint, recordFile, type FileResult } from './ledger.ts';
@@ -16,6 +16,8 @@ export interface SinkContext {
   rules: ReadRules;
   quarantineDir: string;
   copyStallMs: number;
+  /** Waits out transient errors of steps that must not be redone with the whole file (setting it aside). */
+  retry: Retry;
 }
 
 const ROW_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id';
@@ -166,7 +168,7 @@ async function setAside(ctx: SinkContext, file: SourceFile, reason: string, batc
   const fingerprint = await sha256(file.path).catch(() => null);
   const result = await recordOutcome(ctx, file, fingerprint, emptyResult(file, 'quarantined', reason), batchId);
   crashPoint('before-quarantine-move', batchId);
-  const target = await quarantine(file.path, file.name, ctx.quarantineDir, reason);
+  const target = await quarantine(file.path, file.name, ctx.quarantineDir, reason, ctx.retry);
   ctx.log.warn({ file: file.name, movedTo: target, reason }, 'file set aside');
   return result;
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, extname, join } from 'node:path';
-import { fsyncDir } from '../../../lib/durableFs.ts';
+import { moveFile } from '../../../lib/durableFs.ts';
 
 /** A name under `dir` that no file has yet: name.csv, name.1.csv, name.2.csv, … */
 function freePath(dir: string, name: string): string {
@@ -12,11 +12,10 @@ function freePath(dir: string, name: string): string {
   return candidate;
 }
 
-/** Moves a file out of the input directory into `dir`, never over another file. Returns where it went. */
+/** Moves a file out of the input directory into `dir` (on any filesystem), never over another file. Returns where it went. */
 export async function moveAside(path: string | Buffer, name: string, dir: string): Promise<string> {
   const target = freePath(dir, name);
   await mkdir(dirname(target), { recursive: true });
-  await rename(path, target);
-  await fsyncDir(dirname(target));
+  await moveFile(path, target);
   return target;
 }
