@@ -206,4 +206,34 @@ describe('data directories on other filesystems (tmpfs mounts)', () => {
       expect(await readdir(spillDir), 'the spill is cleaned up').toEqual([]);
     },
   );
+
+  it.skipIf(!canMount)(
+    needsMount('a cp that fails on a full disk leaves a torn or empty file; the complete copy made once space is back is loaded as its next version'),
+    async () => {
+      await generate(ws.data.dir, { files: 1, rows: 2000, seed: 71 });
+      const [name] = await readdir(ws.data.input);
+      const source = join(ws.data.dir, 'source.csv');
+      await writeFile(source, await readFile(join(ws.data.input, name!)));
+      await rm(join(ws.data.input, name!));
+      const input = await mountTmpfs(ws.data.input, '256k');
+      // Leave less room than the file needs: cp writes what fits, then fails.
+      await writeFile(join(input, 'filler.bin'), Buffer.alloc(256 * 1024 - 64 * 1024));
+      const streamer = startStreamer(ws.data.dir, ws.db, ['--trigger-interval-ms', '100']);
+      await waitForOutput(streamer, 'watching for files');
+      expect(() => execFileSync('cp', [source, join(input, 'export.csv')], { stdio: 'pipe' })).toThrow(/No space left/);
+      await waitFor('the torn copy recorded', async () => (await ws.db.query(`SELECT 1 FROM ingest_files WHERE name = 'export.csv'`)).rowCount === 1);
+      await rm(join(input, 'filler.bin'));
+      execFileSync('cp', [source, join(input, 'export.csv')]);
+      await waitFor('the complete copy loaded', async () => (await ws.db.query(`SELECT 1 FROM ingest_files WHERE name = 'export.csv'`)).rowCount === 2);
+      streamer.kill('SIGTERM');
+      expect((await finished(streamer)).code).toBe(0);
+      const { rows } = await ws.db.query<{ version: number; size: string }>(`SELECT version, size FROM ingest_files WHERE name = 'export.csv' ORDER BY id`);
+      expect(rows.map((r) => r.version)).toEqual([1, 2]);
+      expect(Number(rows[0]!.size)).toBeLessThan((await readFile(source)).length);
+      const expected = await expectedFromFiles([input]);
+      const table = await tableState(ws.db);
+      expect(table.ids).toEqual(expected.ids);
+      expect(table.count).toBe(2000);
+    },
+  );
 });
