@@ -159,7 +159,11 @@ export class FileSource {
         continue;
       }
       this.pending.delete(f.name);
-      if (s !== 'quarantined') this.opts.processed.set(f.name, { size: f.size, mtimeMs: f.mtimeMs });
+      if (s !== 'quarantined') {
+        this.opts.processed.set(f.name, { size: f.size, mtimeMs: f.mtimeMs });
+        // chokidar's watcher of the file is no longer needed: dirWatch and the rescan see new versions.
+        if (typeof f.path === 'string') this.watcher?.unwatch(f.path);
+      }
       if (changed) this.recheck(f);
     }
   }
