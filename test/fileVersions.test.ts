@@ -41,7 +41,7 @@ describe('a file is its content; a name is only where it was found', () => {
   const versions = async (name?: string) =>
     (
       await ws.db.query<Version>(
-        `SELECT name, status, version, rows_loaded::int, rows_duplicate::int FROM ingest_files ${name ? 'WHERE name = $1' : ''} ORDER BY id`,
+        `SELECT name, status, version, rows_loaded::int, rows_duplicate::int FROM ingest_files ${name ? 'WHERE name = $1' : ''} ORDER BY name, id`,
         name ? [name] : [],
       )
     ).rows;
