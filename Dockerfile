@@ -18,16 +18,16 @@ COPY . .
 RUN npm run build
 
 FROM base
-# Runtime dependencies only.
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# Runtime dependencies only, without the optional embedded PostgreSQL (≈ 60 MB of binaries): in a
+# container DATABASE_URL names the database.
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 COPY sql sql
 COPY --from=build /app/dist dist
-# dist/ is built and tsc is absent: `npm run stream` (and the others) must skip their pre-script,
-# the build. npm still runs the script asked for.
+# dist/ is built and tsc is absent: `npm run status` (and the others, run by hand with
+# `docker compose exec`) must skip their pre-script, the build. npm still runs the script asked for.
 ENV npm_config_ignore_scripts=true
 
-# Run as "node" (uid 1000), not root: the embedded PostgreSQL (used when DATABASE_URL is unset)
-# refuses to run as root, and files written to a bind-mounted ./data belong to a normal user.
+# Run as "node" (uid 1000), not root: files written to a bind-mounted ./data belong to a normal user.
 # /data is the default data directory and a writable mount point for a volume; with a bind mount,
 # docker-compose.yml runs as the host user's uid instead (DROPSTREAM_UID/GID in .env).
 RUN mkdir /data && chown node:node /data
@@ -36,4 +36,6 @@ ENV DROPSTREAM_DATA_DIR=/data
 ENV npm_config_cache=/tmp/.npm npm_config_update_notifier=false
 USER node
 
-CMD ["npm", "run", "stream"]
+# node itself, not `npm run stream`: npm's shell would neither pass SIGTERM on nor exec node, so a
+# `docker stop` would kill the streamer instead of letting it finish its batch.
+CMD ["node", "dist/streamer/src/main.js"]

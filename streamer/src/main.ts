@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../lib/log.ts';
+import { reportUnwritableDirs } from '../../lib/writableDirs.ts';
 import { ConfigError, loadConfig, usage } from './config.ts';
 import { migrate } from './db/migrate.ts';
 import { openDatabase } from './db/openDatabase.ts';
@@ -29,6 +30,7 @@ async function main(): Promise<number> {
     stop.abort();
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  if (await reportUnwritableDirs(log, [cfg.dataDir, cfg.inputDir, cfg.checkpointDir, cfg.quarantineDir, cfg.archiveDir])) return 1;
 
   let database;
   try {
