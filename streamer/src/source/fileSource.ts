@@ -72,9 +72,6 @@ export class FileSource {
     await mkdir(this.opts.inputDir, { recursive: true });
     if (this.opts.availableNow) return this.rescan();
     await this.startWatching();
-    // Processed names are checked for new versions in the background: with 100,000 of them in
-    // input, stat-ing them all would otherwise delay the first batch by a second.
-    void this.rescanInBackground();
     this.timers.push(setInterval(() => void this.heal(), HEAL_MS).unref());
     this.timers.push(setInterval(() => void this.rescanInBackground(), this.opts.rescanMs).unref());
   }
@@ -228,9 +225,10 @@ export class FileSource {
       this.dirWatch.on('error', () => void this.heal());
     }
     // Not awaited: chokidar stats every entry before it is ready, seconds with 100,000 processed
-    // files in input. A file that arrived between the listing above and chokidar's own is found
-    // by a second listing then.
-    this.watcher.once('ready', () => void this.listNewNames());
+    // files in input. Then a rescan finds a file that arrived between the listing above and
+    // chokidar's own, and new versions of processed names (found after the first batch, not
+    // before it: stat-ing 100,000 files would delay it).
+    this.watcher.once('ready', () => void this.rescanInBackground());
   }
 
   private async stopWatching(): Promise<void> {
