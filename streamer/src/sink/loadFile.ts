@@ -7,7 +7,7 @@ import { crashPoint } from '../crashPoint.ts';
 import { FileChangedError, FileReader, FileRejectedError, type ReadRules, type SourceFile } from '../reader/fileReader.ts';
 import { RejectSpool } from '../reader/rejectSpool.ts';
 import { withClient } from '../db/pool.ts';
-import { isTransient } from '../retry.ts';
+import { classifyError, describeDatabaseError } from '../retry.ts';
 import { copyInto } from './copyInto.ts';
 import { emptyResult, loadedFilesOfSize, loadedFileWithFingerprint, recordFile, type FileResult } from './ledger.ts';
 import { quarantine } from './quarantine.ts';
@@ -44,12 +44,6 @@ async function sha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** An error from PostgreSQL itself that retrying cannot fix: a constraint the data violates, a missing table… */
-function isDatabaseRefusal(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isTransient(err);
-}
-
 function isUniqueViolationOnEventId(err: unknown): boolean {
   const e = err as { code?: string; constraint?: string };
   return e.code === '23505' && e.constraint === 'user_activity_pkey';
@@ -84,10 +78,8 @@ export async function loadFile(ctx: SinkContext, file: SourceFile, batchId: numb
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return emptyResult(file, 'changed', 'the file disappeared before it was read');
     if (code === 'EACCES' || code === 'EPERM') return setAside(ctx, file, 'the file cannot be read (permission denied)', batchId);
-    if (isDatabaseRefusal(err)) {
-      const e = err as pg.DatabaseError;
-      return setAside(ctx, file, `the database refused the file: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})`, batchId);
-    }
+    // Only what the rows cause sets a file aside; the retry around the batch handles the rest.
+    if (classifyError(err) === 'content') return setAside(ctx, file, `the database refused the file: ${describeDatabaseError(err)}`, batchId);
     throw err;
   }
 }
