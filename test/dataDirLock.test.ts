@@ -118,6 +118,15 @@ describe('the data directory lock', () => {
       await once(gone, 'exit');
       await writeLock({ pid: gone.pid });
     }],
+    ['its process was killed and its parent has not reaped it (a zombie)', async () => {
+      // The shell becomes `sleep 60`, which never waits for the child it inherits.
+      const parent = spawn('sh', ['-c', 'sleep 0.1 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      children.push(parent);
+      const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+      const pid = Number(line.toString().trim());
+      await waitFor('the child to become a zombie', () => readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '));
+      await writeLock({ pid, procStart: procStart(pid) });
+    }],
     ['it names our own pid (a container restarted, its new process got the same pid)', () => writeLock({ pid: process.pid, procStart: '1' })],
     ['its pid belongs to another process now (its start time differs)', () => writeLock({ pid: spawnSleeper().pid, procStart: '1' })],
     ['this machine booted since (same host, another boot id), even if the pid is alive again', async () => {

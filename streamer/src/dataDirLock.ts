@@ -53,7 +53,7 @@ export async function lockDataDir(dataDir: string, onLost: (message: string) => 
   const path = join(dataDir, LOCK_FILE);
   const token = randomBytes(8).toString('hex');
   const listener = await listen(dataDir, `streamer.${token}.sock`);
-  const me: LockHolder = { pid: process.pid, host: HOST, startedAt: new Date().toISOString(), bootId: BOOT_ID, procStart: procStart(process.pid), socket: listener?.name, token };
+  const me: LockHolder = { pid: process.pid, host: HOST, startedAt: new Date().toISOString(), bootId: BOOT_ID, procStart: procStat(process.pid)?.start, socket: listener?.name, token };
   const content = JSON.stringify(me);
   try {
     await claim(path, content, dataDir);
@@ -169,8 +169,9 @@ function isRunning(holder: LockHolder): boolean {
   } catch (err) {
     if (errorCode(err) === 'ESRCH') return false; // EPERM: it runs, as another user
   }
-  const start = procStart(holder.pid);
-  return holder.procStart === undefined || start === undefined || start === holder.procStart;
+  const stat = procStat(holder.pid);
+  if (stat?.state === 'Z') return false; // killed, not yet reaped by its parent
+  return holder.procStart === undefined || stat === undefined || stat.start === holder.procStart;
 }
 
 /** Whether something listens on a Unix socket: true, false (nobody: its process is gone), or undefined (cannot tell). */
@@ -236,10 +237,11 @@ function lockedMessage(dataDir: string, path: string, held: Held): string {
   );
 }
 
-/** Field 22 of /proc/<pid>/stat; the fields are counted after the command name, which may hold spaces and parentheses. */
-function procStart(pid: number): string | undefined {
-  const stat = readProc(`/proc/${pid}/stat`);
-  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+/** Fields 3 (state) and 22 (start time) of /proc/<pid>/stat, counted after the command name, which may hold spaces and parentheses. */
+function procStat(pid: number): { state: string; start: string } | undefined {
+  const text = readProc(`/proc/${pid}/stat`);
+  const fields = text?.slice(text.lastIndexOf(')') + 2).split(' ');
+  return fields && fields.length > 19 ? { state: fields[0]!, start: fields[19]! } : undefined;
 }
 
 function readProc(path: string): string | undefined {
