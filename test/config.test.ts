@@ -46,4 +46,29 @@ describe('streamer configuration', () => {
     expect(() => loadConfig([], { DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL must start with postgres/);
     expect(() => loadConfig(['--file-concurrency', '0'], {})).toThrow(/--file-concurrency .* must be ≥ 1/);
   });
+
+  it('takes a size only as a number with an optional unit', () => {
+    expect(loadConfig(['--max-bytes-per-batch', '1.5GB'], {}).maxBytesPerBatch).toBe(1.5 * 1024 ** 3);
+    expect(loadConfig(['--max-bytes-per-batch', '512 kb'], {}).maxBytesPerBatch).toBe(512 * 1024);
+    expect(loadConfig(['--max-bytes-per-batch', '1048576'], {}).maxBytesPerBatch).toBe(1048576);
+    // bytes.parse alone reads these as 1, 12 and 1.
+    for (const nonsense of ['1.5.5GB', '12abc', '1,5GB', 'GB', '-1MB', '0x10']) {
+      expect(() => loadConfig([`--max-bytes-per-batch=${nonsense}`], {}), nonsense).toThrow(
+        `--max-bytes-per-batch (DROPSTREAM_MAX_BYTES_PER_BATCH) must be a size such as 1048576, 64MB or 1GB, got '${nonsense}'`,
+      );
+    }
+  });
+
+  it('keeps every -ms setting within what a timer can wait (setTimeout fires after 1 ms beyond it)', () => {
+    const settings = [
+      ['--trigger-interval-ms', 'DROPSTREAM_TRIGGER_INTERVAL_MS', 'triggerIntervalMs'],
+      ['--file-stable-ms', 'DROPSTREAM_FILE_STABLE_MS', 'fileStableMs'],
+      ['--copy-stall-timeout-ms', 'DROPSTREAM_COPY_STALL_TIMEOUT_MS', 'copyStallMs'],
+    ] as const;
+    for (const [flag, env, key] of settings) {
+      expect(loadConfig([flag, '2147483647'], {})[key]).toBe(2147483647);
+      expect(() => loadConfig([flag, '2147483648'], {})).toThrow(`${flag} (${env}) must be ≤ 2147483647 (about 24.8 days, the longest timer Node.js keeps), got '2147483648'`);
+      expect(() => loadConfig([], { [env]: '99999999999999999999' })).toThrow(`${flag} (${env}) must be ≤ 2147483647`);
+    }
+  });
 });

@@ -326,6 +326,7 @@ describe('parseCli', () => {
     expect(parseCli(['--files', '3', '--purchase-ratio', '.5', '--interval-ms', '0'], {}, now)).toMatchObject({
       config: { files: 3, purchaseRatio: 0.5, intervalMs: 0 },
     });
+    expect(parseCli(['--interval-ms', '2147483647'], {}, now)).toMatchObject({ config: { intervalMs: 2147483647 } });
     expect(parseCli(['--rows', 'abc', '--help'], {})).toEqual({ help: true });
   });
 
@@ -334,8 +335,10 @@ describe('parseCli', () => {
     [['--rows', '0'], "--rows must be a whole number ≥ 1, got '0'"],
     [['--files', '1.5'], "--files must be a whole number ≥ 1, got '1.5'"],
     [['--files', '1e3'], "--files must be a whole number ≥ 1, got '1e3'"],
-    [['--interval-ms=-1'], "--interval-ms must be a whole number ≥ 0, got '-1'"],
+    [['--interval-ms=-1'], "--interval-ms must be a whole number from 0 to 2147483647, got '-1'"],
     [['--interval-ms', '-1'], '--interval-ms'],
+    // Beyond setTimeout's limit, Node.js would pause 1 ms instead.
+    [['--interval-ms', '2147483648'], "--interval-ms must be a whole number from 0 to 2147483647, got '2147483648'"],
     [['--seed', 'abc'], "--seed must be a whole number from 0 to 4294967295, got 'abc'"],
     [['--seed', '4294967296'], '--seed must be a whole number from 0 to 4294967295'],
     [['--purchase-ratio', '1.5'], "--purchase-ratio must be a number from 0 to 1, got '1.5'"],

@@ -40,7 +40,7 @@ describe('continuous mode', () => {
     streamer.kill('SIGTERM');
     const run = await finished(streamer);
     expect(run.code, run.output).toBe(0);
-    expect(run.output).toContain('"msg":"stopped"');
+    expect(run.output).toContain('"msg":"stopped: nothing was in flight"');
     const { rows } = await ws.db.query<{ name: string; status: string }>('SELECT name, status FROM ingest_files ORDER BY name');
     expect(rows).toEqual([
       { name: 'copy-of-drop-1.csv', status: 'duplicate' },

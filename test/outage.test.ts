@@ -1,6 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { logLines } from './fixtures/checks.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { ownServer, type OwnServer } from './support/ownServer.ts';
 import { expectedFromFiles, finished, generate, makeDataDir, startStreamer, streamAvailableNow, tableState } from './support/pipeline.ts';
@@ -103,7 +108,7 @@ describe('database outages', () => {
       await expectExact(db, data.input);
     });
 
-    it('errors retrying cannot fix (a constraint the data violates, a missing table) set the file aside and the stream goes on', async () => {
+    it('an error the file\'s rows cause (a constraint they violate, SQLSTATE class 23) sets that file aside and the stream goes on', async () => {
       await generate(data.dir, { files: 2, rows: 100, seed: 34 });
       expect((await streamAvailableNow(data.dir, db)).code).toBe(0);
       await db.query('ALTER TABLE user_activity ADD CONSTRAINT cheap CHECK (price < 0.5) NOT VALID');
@@ -113,13 +118,89 @@ describe('database outages', () => {
       const { rows } = await db.query<{ status: string; reason: string }>(`SELECT status, reason FROM ingest_files WHERE batch_id = 2`);
       expect(rows).toEqual([{ status: 'quarantined', reason: expect.stringMatching(/^the database refused the file: .*"cheap".*\(SQLSTATE 23514, table user_activity\)$/) }]);
       expect(run.output.match(/file set aside/g)).toHaveLength(1);
+    });
 
+    it('an error that cannot fix itself and is no file\'s fault (a missing table, 42P01) stops the stream with exit 1 and says what to do; the file stays in input and loads once the table is back', async () => {
+      await generate(data.dir, { files: 2, rows: 100, seed: 36 });
+      expect((await streamAvailableNow(data.dir + '/none', db)).code).toBe(0);
       await db.query('ALTER TABLE user_activity RENAME TO user_activity_gone');
-      await generate(data.dir, { files: 1, rows: 100, seed: 36 });
-      const again = await streamAvailableNow(data.dir, db);
+      const run = await streamAvailableNow(data.dir, db, ['--max-files-per-batch', '2']);
+      expect(run.code, run.output).toBe(1);
+      expect(logLines(run.output).find((l) => l.level === 60)?.msg).toMatch(/^the streamer stopped: batch 1 failed: relation "user_activity" does not exist \(SQLSTATE 42P01\): the schema is not the one the migrations in sql\/ created .*: restore it; batch 1 was cut short \(0 of 2 files committed, the rest resumes at the next start\)/);
+      expect(run.output).not.toContain('file set aside');
+      expect(await loadedFiles(db)).toBe(0);
+      expect(existsSync(join(data.dir, 'quarantine'))).toBe(false);
+      expect(await readdir(data.input)).toHaveLength(2);
+
+      await db.query('ALTER TABLE user_activity_gone RENAME TO user_activity');
+      const again = await streamAvailableNow(data.dir, db, ['--max-files-per-batch', '2']);
       expect(again.code, again.output).toBe(0);
-      const missing = await db.query<{ reason: string }>(`SELECT reason FROM ingest_files WHERE batch_id = 3`);
-      expect(missing.rows[0]!.reason).toMatch(/relation "user_activity" does not exist \(SQLSTATE 42P01\)/);
+      expect(again.output).toContain('resuming a batch that was not committed');
+      await expectExact(db, data.input);
+      // The same batch 1 was run again, not a new one.
+      const ledger = await db.query<{ batch_id: string; status: string }>('SELECT batch_id, status FROM ingest_files');
+      expect(ledger.rows).toEqual([
+        { batch_id: '1', status: 'loaded' },
+        { batch_id: '1', status: 'loaded' },
+      ]);
+    });
+
+    /**
+     * Operational errors (a setting or a privilege someone has to fix) are never the file's fault:
+     * the streamer retries, saying what to fix; the files stay in input, none is set aside, and once
+     * it is fixed each loads exactly once.
+     */
+    async function expectRetriedUntilFixed(opts: { url: string; sqlstate: string; hint: string; fix: () => Promise<unknown> }): Promise<void> {
+      const streamer = startStreamer(data.dir, { url: opts.url }, ['--available-now']);
+      const retries = () => streamer.output().match(new RegExp(`failed: [^"]*\\(SQLSTATE ${opts.sqlstate}[^"]*; retrying`, 'g'))?.length ?? 0;
+      await waitFor(`three retries on SQLSTATE ${opts.sqlstate}`, () => retries() >= 3 || streamer.exitCode !== null, 30_000);
+      expect(streamer.exitCode, streamer.output()).toBeNull();
+      expect(streamer.output()).toContain(opts.hint);
+      expect(streamer.output()).not.toContain('file set aside');
+      expect(existsSync(join(data.dir, 'quarantine'))).toBe(false);
+      expect(await readdir(data.input)).toHaveLength(3);
+
+      await opts.fix();
+      const run = await finished(streamer);
+      expect(run.code, run.output).toBe(0);
+      expect(existsSync(join(data.dir, 'quarantine'))).toBe(false);
+      await expectExact(db, data.input);
+      const ledger = await db.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM ingest_files GROUP BY status');
+      expect(ledger.rows).toEqual([{ status: 'loaded', n: '3' }]);
+    }
+
+    it('a statement_timeout that cancels the loads (57014) is retried until it is raised; no file is set aside', async () => {
+      await generate(data.dir, { files: 3, rows: 2000, seed: 37 });
+      expect((await streamAvailableNow(data.dir + '/none', db)).code).toBe(0);
+      // A client of its own, connected before: new sessions of this database get the 1 ms timeout.
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      try {
+        const name = new URL(db.url).pathname.slice(1);
+        await admin.query(`ALTER DATABASE ${name} SET statement_timeout = '1ms'`);
+        await expectRetriedUntilFixed({ url: db.url, sqlstate: '57014', hint: 'raise statement_timeout', fix: () => admin.query(`ALTER DATABASE ${name} RESET statement_timeout`) });
+      } finally {
+        await admin.end();
+      }
+    });
+
+    it('a role without INSERT on user_activity (42501) is retried until it is granted; no file is set aside', async () => {
+      await generate(data.dir, { files: 3, rows: 200, seed: 38 });
+      expect((await streamAvailableNow(data.dir + '/none', db)).code).toBe(0);
+      const role = `dropstream_r_${randomBytes(4).toString('hex')}`;
+      await db.query(`CREATE ROLE ${role} LOGIN`);
+      try {
+        await db.query(`GRANT CREATE ON SCHEMA public TO ${role}`);
+        await db.query(`GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO ${role}`);
+        await db.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+        await db.query(`REVOKE INSERT ON user_activity FROM ${role}`);
+        const url = new URL(db.url);
+        url.username = role;
+        await expectRetriedUntilFixed({ url: url.toString(), sqlstate: '42501', hint: 'GRANT it what the message names', fix: () => db.query(`GRANT INSERT ON user_activity TO ${role}`) });
+      } finally {
+        await db.query(`DROP OWNED BY ${role}`);
+        await db.query(`DROP ROLE ${role}`);
+      }
     });
   });
 });

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
+import { MAX_TIMER_MS } from '../../lib/maxTimer.ts';
 
 export interface GeneratorConfig {
   /** Absolute; files are written to <dataDir>/temp, then renamed into <dataDir>/input. */
@@ -71,7 +72,7 @@ function ratio(raw: string): number | undefined {
 const schema = z.object({
   files: flag('--files', 'a whole number ≥ 1', wholeNumber(1)).optional(),
   rows: flag('--rows', 'a whole number ≥ 1', wholeNumber(1)).default(1000),
-  'interval-ms': flag('--interval-ms', 'a whole number ≥ 0', wholeNumber(0)).default(1000),
+  'interval-ms': flag('--interval-ms', `a whole number from 0 to ${MAX_TIMER_MS}`, wholeNumber(0, MAX_TIMER_MS)).default(1000),
   seed: flag('--seed', `a whole number from 0 to ${MAX_SEED}`, wholeNumber(0, MAX_SEED)).optional(),
   'purchase-ratio': flag('--purchase-ratio', 'a number from 0 to 1', ratio).default(0.2),
   'start-time': z.iso

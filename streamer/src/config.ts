@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import bytes from 'bytes';
 import { z } from 'zod';
+import { MAX_TIMER_MS } from '../../lib/maxTimer.ts';
 import { COLUMNS, DEFAULT_ALIASES, type Column } from './reader/columns.ts';
 import type { ReadRules } from './reader/fileReader.ts';
 import type { CleanSource } from './source/retireFile.ts';
@@ -31,6 +32,7 @@ const BOOLEAN_FLAGS: ReadonlySet<string> = new Set(['poll', 'available-now', 're
 
 const wholeNumber = (min: number) =>
   z.string().trim().regex(/^\d+$/, `must be a whole number ≥ ${min}`).transform(Number).refine((n) => n >= min, `must be ≥ ${min}`);
+const milliseconds = (min: number) => wholeNumber(min).refine((n) => n <= MAX_TIMER_MS, `must be ≤ ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node.js keeps)`);
 const boolean = z
   .string()
   .trim()
@@ -41,7 +43,8 @@ const byteSize = z
   .string()
   .trim()
   .transform((v, ctx) => {
-    const n = bytes.parse(v);
+    // bytes.parse alone reads '1.5.5GB' as 1 and '12abc' as 12.
+    const n = /^\d+(\.\d+)?\s*([kmgtp]?b)?$/i.test(v) ? bytes.parse(v) : null;
     if (n === null || !Number.isFinite(n) || n < 1) {
       ctx.addIssue({ code: 'custom', message: 'must be a size such as 1048576, 64MB or 1GB' });
       return z.NEVER;
@@ -51,16 +54,16 @@ const byteSize = z
 
 const schema = z.object({
   'data-dir': z.string().min(1, 'must not be empty').transform((d) => resolve(d)),
-  'trigger-interval-ms': wholeNumber(0),
+  'trigger-interval-ms': milliseconds(0),
   'max-files-per-batch': wholeNumber(1),
   'max-bytes-per-batch': byteSize,
   'file-concurrency': wholeNumber(1).refine((n) => n <= 32, 'must be ≤ 32'),
-  'file-stable-ms': wholeNumber(0),
-  'rescan-interval-ms': wholeNumber(1000),
+  'file-stable-ms': milliseconds(0),
+  'rescan-interval-ms': milliseconds(1000),
   poll: boolean,
   'available-now': boolean,
   'clean-source': z.enum(['off', 'archive', 'delete'], { error: 'must be off, archive or delete' }),
-  'copy-stall-timeout-ms': wholeNumber(1000),
+  'copy-stall-timeout-ms': milliseconds(1000),
   'rebuild-checkpoint': boolean,
   'pg-port': wholeNumber(1).refine((n) => n <= 65535, 'must be ≤ 65535'),
   recursive: boolean,

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { Logger } from '../../lib/log.ts';
 import { Checkpoint } from './checkpoint/checkpoint.ts';
 import type { StreamerConfig } from './config.ts';
+import type { InFlight } from './inFlight.ts';
 import { planBatch } from './planner.ts';
 import { recover } from './recover.ts';
 import { retryTransient } from './retry.ts';
@@ -15,12 +16,14 @@ export interface StreamerDeps {
   cfg: StreamerConfig;
   pool: pg.Pool;
   log: Logger;
-  /** Aborted on SIGINT/SIGTERM: the batch in flight finishes (or rolls back), then the loop ends. */
+  /** Aborted on SIGINT/SIGTERM/SIGHUP: the batch in flight finishes (one waiting out an outage stops where it is), then the loop ends. */
   signal: AbortSignal;
+  /** What the loop is running, for the shutdown message. */
+  inFlight: InFlight;
 }
 
 /** The micro-batch loop: discover → plan batch → write offsets → read, validate and copy → commit. */
-export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Promise<void> {
+export async function runStreamer({ cfg, pool, log, signal, inFlight }: StreamerDeps): Promise<void> {
   const retry = <T>(what: string, work: () => Promise<T>) => retryTransient(work, { signal, log, what });
   const processed = await retry('reading the file ledger', () => processedVersions(pool));
   const source = new FileSource({
@@ -39,6 +42,7 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
     log,
     source,
     retry,
+    inFlight,
     checkpoint: await retry('opening the checkpoint', () => Checkpoint.open(cfg.checkpointDir)),
     sink: { pool, log, rules: cfg.rules, quarantineDir: cfg.quarantineDir, copyStallMs: cfg.copyStallMs, retry },
     queue: new PQueue({ concurrency: cfg.fileConcurrency }),
@@ -53,7 +57,7 @@ export async function runStreamer({ cfg, pool, log, signal }: StreamerDeps): Pro
       await nextTrigger();
       if (signal.aborted) break;
       const ready = await source.readyFiles();
-      if (ready.length === 0) continue;
+      if (ready.length === 0 || signal.aborted) continue;
       await runBatch(ctx, planBatch(nextId++, ready, { maxFiles: cfg.maxFilesPerBatch, maxBytes: cfg.maxBytesPerBatch }), false);
     }
   } finally {

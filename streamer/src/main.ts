@@ -2,11 +2,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../lib/log.ts';
 import { reportUnwritableDirs } from '../../lib/writableDirs.ts';
 import { ConfigError, loadConfig, usage } from './config.ts';
+import { DataDirLockedError, lockDataDir, type DataDirLock } from './dataDirLock.ts';
 import { migrate } from './db/migrate.ts';
 import { openDatabase } from './db/openDatabase.ts';
 import { createPool, withClient } from './db/pool.ts';
+import { InFlight } from './inFlight.ts';
 import { runStreamer } from './loop.ts';
 import { retryTransient } from './retry.ts';
+
+let lock: DataDirLock | undefined;
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
@@ -24,13 +28,31 @@ async function main(): Promise<number> {
   }
   const log = createLogger('streamer');
   const stop = new AbortController();
+  const inFlight = new InFlight(stop.signal);
   const onSignal = (signal: string) => {
-    if (stop.signal.aborted) process.exit(130); // a second Ctrl-C: stop now; the database rolls back
+    if (stop.signal.aborted) {
+      // A second Ctrl-C: stop now; the database rolls back what is not committed.
+      log.warn({ signal }, `stopping at once: ${inFlight.describe()}`);
+      process.exit(130);
+    }
     log.info({ signal }, 'stopping after the batch in flight (press Ctrl-C again to stop at once)');
     stop.abort();
   };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  // SIGHUP: an ssh session that ends under nohup.
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal).on('SIGHUP', onSignal);
+
   if (await reportUnwritableDirs(log, [cfg.dataDir, cfg.inputDir, cfg.checkpointDir, cfg.quarantineDir, cfg.archiveDir])) return 1;
+
+  // Before the database: the embedded PostgreSQL lives under the data directory too.
+  try {
+    lock = await lockDataDir(cfg.dataDir, (message) => {
+      log.fatal(`${message}; stopping after the batch in flight`);
+      stop.abort();
+    });
+  } catch (err) {
+    log.fatal(err instanceof DataDirLockedError ? err.message : `cannot lock the data directory ${cfg.dataDir}: ${(err as Error).message}`);
+    return 1;
+  }
 
   let database;
   try {
@@ -44,15 +66,15 @@ async function main(): Promise<number> {
   const pool = createPool(database.url, cfg.fileConcurrency, log);
   try {
     await retryTransient(() => withClient(pool, migrate), { signal: stop.signal, log, what: 'migrating the schema' });
-    await runStreamer({ cfg, pool, log, signal: stop.signal });
-    log.info('stopped');
+    await runStreamer({ cfg, pool, log, signal: stop.signal, inFlight });
+    log.info(stop.signal.aborted ? `stopped: ${inFlight.describe()}` : 'stopped');
     return 0;
   } catch (err) {
     if (stop.signal.aborted) {
-      log.info('stopped; the batch in flight was rolled back and resumes at the next start');
+      log.info(`stopped: ${inFlight.describe()}`);
       return 0;
     }
-    log.fatal({ err }, `the streamer stopped: ${(err as Error).message}`);
+    log.fatal({ err }, `the streamer stopped: ${(err as Error).message}; ${inFlight.describe()}`);
     return 1;
   } finally {
     // A load cut short by the stop may still hold a connection: its transaction dies with us.
@@ -62,4 +84,6 @@ async function main(): Promise<number> {
 }
 
 // Exit explicitly: a handle left open by a stop mid-batch must not keep the process alive.
-process.exit(await main());
+const code = await main();
+await lock?.release();
+process.exit(lock?.lost ? 1 : code);

@@ -5,6 +5,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { Checkpoint } from './checkpoint/checkpoint.ts';
 import type { StreamerConfig } from './config.ts';
 import { crashPoint } from './crashPoint.ts';
+import type { InFlight } from './inFlight.ts';
 import type { PlannedBatch } from './planner.ts';
 import type { SourceFile } from './reader/fileReader.ts';
 import type { Retry } from './retry.ts';
@@ -24,6 +25,8 @@ export interface BatchContext {
   sink: SinkContext;
   /** Files loaded at once, each on its own connection. */
   queue: PQueue;
+  /** The batch being run, for the shutdown message. */
+  inFlight: InFlight;
   /** Runs database and disk work until it succeeds, waiting out outages and full disks. */
   retry: Retry;
 }
@@ -36,21 +39,23 @@ const PROCESSED: ReadonlySet<string> = new Set(['loaded', 'empty', 'duplicate'])
  * log. A replay (the batch was cut short) skips what the database already committed.
  */
 export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: boolean): Promise<void> {
-  const { pool, checkpoint, source, retry } = ctx;
+  const { pool, checkpoint, source, retry, inFlight } = ctx;
   const started = performance.now();
   if (!replay) await retry(`writing the offsets of batch ${batch.id}`, () => checkpoint.writeOffsets(batch));
   crashPoint('after-offsets', batch.id);
   source.take(batch.files);
   const bytes = batch.files.reduce((sum, f) => sum + f.size, 0);
+  inFlight.begin(batch.id, batch.files.length);
   const results = await retry(`batch ${batch.id}`, async () => {
     await beginBatch(pool, batch.id, batch.files.length, bytes);
     const committed = await committedFilesOfBatch(pool, batch.id);
-    return settleAll(batch.files.map((f) => committed.get(f.name) ?? ctx.queue.add(() => loadFile(ctx.sink, f, batch.id))));
+    return settleAll(batch.files.map(async (f) => inFlight.settled(committed.get(f.name) ?? (await ctx.queue.add(() => loadFile(ctx.sink, f, batch.id))))));
   });
   if (replay) await finishQuarantines(ctx, batch, results);
   const totals = await retry(`finishing batch ${batch.id}`, () => finishBatch(pool, batch.id));
   crashPoint('after-db-commit', batch.id);
   await retry(`writing the commit record of batch ${batch.id}`, () => checkpoint.writeCommit(batch.id, totals));
+  inFlight.committed();
   source.settle(batch.files, (name) => results.get(name)?.status);
   await retireCommitted(ctx, batch.files.filter((f) => PROCESSED.has(results.get(f.name)?.status ?? '')));
   logNewVersions(ctx.log, [...results.values()]);

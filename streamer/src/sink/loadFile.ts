@@ -4,7 +4,7 @@ import { crashPoint } from '../crashPoint.ts';
 import { FileChangedError, FileReader, FileRejectedError, type ReadRules, type SourceFile } from '../reader/fileReader.ts';
 import { RejectSpool } from '../reader/rejectSpool.ts';
 import { withClient } from '../db/pool.ts';
-import { isTransient, type Retry } from '../retry.ts';
+import { classifyError, describeDatabaseError, type Retry } from '../retry.ts';
 import { copyInto } from './copyInto.ts';
 import { sha256 } from './fingerprint.ts';
 import { emptyResult, loadedFilesOfSize, loadedFileWithFingerprint, recordFile, type FileResult } from './ledger.ts';
@@ -37,12 +37,6 @@ const REJECT_CONFLICTS = `
    WHERE (u.source_file, u.source_line, u.batch_id) IS DISTINCT FROM (s.source_file, s.source_line, s.batch_id)
      AND (u.user_id, u.event_type, u.product_id, u.price, u.quantity, u.event_time)
          IS DISTINCT FROM (s.user_id, s.event_type, s.product_id, s.price, s.quantity, s.event_time)`;
-
-/** An error from PostgreSQL itself that retrying cannot fix: a constraint the data violates, a missing table… */
-function isDatabaseRefusal(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isTransient(err);
-}
 
 function isUniqueViolationOnEventId(err: unknown): boolean {
   const e = err as { code?: string; constraint?: string };
@@ -78,10 +72,8 @@ export async function loadFile(ctx: SinkContext, file: SourceFile, batchId: numb
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return emptyResult(file, 'changed', 'the file disappeared before it was read');
     if (code === 'EACCES' || code === 'EPERM') return setAside(ctx, file, 'the file cannot be read (permission denied)', batchId);
-    if (isDatabaseRefusal(err)) {
-      const e = err as pg.DatabaseError;
-      return setAside(ctx, file, `the database refused the file: ${e.message} (SQLSTATE ${e.code}${e.table ? `, table ${e.table}` : ''})`, batchId);
-    }
+    // Only what the rows cause sets a file aside; the retry around the batch handles the rest.
+    if (classifyError(err) === 'content') return setAside(ctx, file, `the database refused the file: ${describeDatabaseError(err)}`, batchId);
     throw err;
   }
 }
