@@ -47,6 +47,8 @@ function config(dataDir: string, overrides: Partial<GeneratorConfig> = {}): Gene
     seed: undefined,
     purchaseRatio: 0.2,
     startTime: Date.now(),
+    layout: 'canonical',
+    badRows: 0,
     ...overrides,
   };
 }
