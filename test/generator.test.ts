@@ -1,16 +1,23 @@
+import { isUtf8 } from 'node:buffer';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, parseCli, type GeneratorConfig } from '../generator/src/config.ts';
+import { BAD_ROW_KINDS, MANIFEST_SUFFIX, type BadRowKind, type InjectionManifest } from '../generator/src/badRows.ts';
+import { ConfigError, parseCli, SEEDED_START_TIME, type GeneratorConfig } from '../generator/src/config.ts';
 import { CSV_HEADER, createEventSource, formatCents, formatCsvLine, formatEventTime } from '../generator/src/events.ts';
+import { LAYOUT_NAMES, type LayoutName } from '../generator/src/layouts.ts';
 import { createFileNamer, runGenerator } from '../generator/src/runGenerator.ts';
 import { writeEventFile } from '../generator/src/writeEventFile.ts';
 import { compiled, ROOT } from '../lib/paths.ts';
+import { streamAvailableNow } from './support/pipeline.ts';
+import { useWorkspace } from './support/workspace.ts';
 
 const NAME = /^events-\d{8}T\d{9}Z-\d{6}-[0-9a-f]{4}\.csv$/;
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -47,6 +54,8 @@ function config(dataDir: string, overrides: Partial<GeneratorConfig> = {}): Gene
     seed: undefined,
     purchaseRatio: 0.2,
     startTime: Date.now(),
+    layout: 'canonical',
+    badRows: 0,
     ...overrides,
   };
 }
@@ -289,6 +298,385 @@ describe('runGenerator', () => {
   });
 });
 
+interface WrittenFile {
+  name: string;
+  bytes: Buffer;
+  manifest: InjectionManifest | undefined;
+}
+
+/** A seeded run in a fresh data directory: its files in name order, each with its manifest, and its log. */
+async function generateFiles(overrides: Partial<GeneratorConfig>) {
+  const dataDir = await tempDataDir();
+  const { log, lines } = captureLogger();
+  const cfg = config(dataDir, { seed: 5, startTime: Date.parse(SEEDED_START_TIME), ...overrides });
+  await runGenerator(cfg, { log });
+  const input = join(dataDir, 'input');
+  const names = (await readdir(input)).sort();
+  const csvs = names.filter((name) => name.endsWith('.csv'));
+  // A manifest beside each file when rows are spoiled, nothing else ever.
+  expect(names).toEqual(cfg.badRows > 0 ? csvs.flatMap((name) => [name, name + MANIFEST_SUFFIX]) : csvs);
+  const files: WrittenFile[] = await Promise.all(
+    csvs.map(async (name) => ({
+      name,
+      bytes: await readFile(join(input, name)),
+      manifest: cfg.badRows > 0 ? (JSON.parse(await readFile(join(input, name + MANIFEST_SUFFIX), 'utf8')) as InjectionManifest) : undefined,
+    })),
+  );
+  return { files, lines };
+}
+
+/** The lines of a file as bytes, without their "\n"; the file ends with one. */
+function byteLines(bytes: Buffer): Buffer[] {
+  const lines: Buffer[] = [];
+  for (let start = 0, end = bytes.indexOf(10); end !== -1; start = end + 1, end = bytes.indexOf(10, start)) lines.push(bytes.subarray(start, end));
+  expect(bytes.at(-1)).toBe(10);
+  return lines;
+}
+
+const UUID = UUID_V4;
+const PRICE = /^\d+\.\d{2}$/;
+const QUANTITY = /^[1-9]\d*$/;
+const NAIVE_SECOND = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
+
+/**
+ * What each layout must look like, stated here and not taken from the generator: the header (the
+ * keys, in order) and the shape of every value; which column holds what, and the name of a purchase.
+ */
+const SHAPES: Record<LayoutName, { delimiter: string; columns: Record<string, RegExp>; type: string; price: string; quantity?: string; time: string; purchase: string }> = {
+  canonical: {
+    delimiter: ',',
+    columns: { event_id: UUID, user_id: /^user_\d{4}$/, event_type: /^(view|purchase)$/, product_id: /^SKU-\d+$/, price: PRICE, quantity: QUANTITY, event_time: ISO_UTC_MS },
+    type: 'event_type',
+    price: 'price',
+    quantity: 'quantity',
+    time: 'event_time',
+    purchase: 'purchase',
+  },
+  rees46: {
+    delimiter: ',',
+    columns: {
+      event_time: /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/,
+      event_type: /^(view|cart|remove_from_cart|purchase)$/,
+      product_id: /^[1-9]\d*$/,
+      category_id: /^\d{19}$/,
+      category_code: /^([a-z]+\.[a-z]+)?$/,
+      brand: /^[a-z]*$/,
+      price: PRICE,
+      user_id: /^[1-9]\d*$/,
+      user_session: UUID,
+    },
+    type: 'event_type',
+    price: 'price',
+    time: 'event_time',
+    purchase: 'purchase',
+  },
+  segment: {
+    delimiter: ',',
+    columns: {
+      messageId: UUID,
+      anonymousId: UUID,
+      userId: /^user_\d{4}$/,
+      event: /^(Product Viewed|Product Added|Product Removed|Order Completed)$/,
+      sku: /^SKU-\d+$/,
+      price: PRICE,
+      quantity: QUANTITY,
+      currency: /^USD$/,
+      timestamp: ISO_UTC_MS,
+    },
+    type: 'event',
+    price: 'price',
+    quantity: 'quantity',
+    time: 'timestamp',
+    purchase: 'Order Completed',
+  },
+  semicolon: {
+    delimiter: ';',
+    columns: {
+      event_id: UUID,
+      user_id: /^user_\d{4}$/,
+      event_type: /^(view|purchase)$/,
+      product_id: /^SKU-\d+$/,
+      price: PRICE,
+      quantity: QUANTITY,
+      event_time: NAIVE_SECOND,
+      session_id: UUID,
+      brand: /^[a-z]*$/,
+      category: /^[A-Z][a-z]+$/,
+      device_type: /^(desktop|mobile|tablet)$/,
+      country: /^[A-Z]{2}$/,
+    },
+    type: 'event_type',
+    price: 'price',
+    quantity: 'quantity',
+    time: 'event_time',
+    purchase: 'purchase',
+  },
+};
+
+/** Records as objects keyed by the header, read by csv-parse as another tool would read the file. */
+function parseLayout(bytes: Buffer, layout: LayoutName): Array<Record<string, string>> {
+  const records = parse(bytes, { delimiter: SHAPES[layout].delimiter }) as string[][];
+  const header = records[0]!;
+  return records.slice(1).map((fields) => {
+    expect(fields).toHaveLength(header.length);
+    return Object.fromEntries(header.map((name, i) => [name, fields[i]!]));
+  });
+}
+
+/** Each a maps to one b. */
+function expectFunction(pairs: Array<[string, string]>): void {
+  const seen = new Map<string, string>();
+  for (const [a, b] of pairs) {
+    expect(seen.get(a) ?? b, a).toBe(b);
+    seen.set(a, b);
+  }
+}
+
+/** Each a maps to one b, and each b to one a. */
+function expectOneToOne(pairs: Array<[string, string]>): void {
+  expectFunction(pairs);
+  expectFunction(pairs.map(([a, b]) => [b, a]));
+}
+
+describe('layouts', () => {
+  it('writes the canonical layout as before: the bytes of a seed are pinned', async () => {
+    // Files written by earlier versions must stay reproducible from their seed.
+    const { files } = await generateFiles({ seed: 42, files: 2, rows: 500 });
+    const hash = createHash('sha256');
+    for (const file of files) hash.update(file.bytes);
+    expect(hash.digest('hex')).toBe('048f6d8b6f8e33c930dc3030c93395a43319746e3c028a6dc1b38f23a94e961e');
+  });
+
+  it.each(LAYOUT_NAMES)('%s: the header, the same field count on every line, values of the right shape, and revenue as logged', async (layout) => {
+    const shape = SHAPES[layout];
+    const { files, lines } = await generateFiles({ layout, files: 2, rows: 400, purchaseRatio: 0.3 });
+    expect(files).toHaveLength(2);
+    const types = new Set<string>();
+    for (const file of files) {
+      expect(file.bytes.toString('utf8', 0, file.bytes.indexOf(10))).toBe(Object.keys(shape.columns).join(shape.delimiter));
+      expect(file.bytes.includes('"'), 'nothing is quoted').toBe(false);
+      const records = parseLayout(file.bytes, layout);
+      expect(records).toHaveLength(400);
+      let purchases = 0;
+      let revenueCents = 0;
+      for (const record of records) {
+        for (const [column, pattern] of Object.entries(shape.columns)) expect(record[column], `${column} of ${JSON.stringify(record)}`).toMatch(pattern);
+        types.add(record[shape.type]!);
+        if (record[shape.type] === shape.purchase) {
+          purchases++;
+          revenueCents += Math.round(Number(record[shape.price]) * 100) * (shape.quantity ? Number(record[shape.quantity]) : 1);
+        }
+      }
+      const fileLog = lines.find((line) => line.msg === 'file written' && line.file === file.name);
+      expect(fileLog).toMatchObject({ rows: 400, badRows: 0, purchases });
+      expect(Math.round((fileLog?.revenue as number) * 100)).toBe(revenueCents);
+    }
+    // Every event type of the layout's vocabulary occurs.
+    expect([...types].sort()).toEqual(shape.columns[shape.type]!.source.slice(2, -2).split('|').sort());
+    expect(lines[0]).toMatchObject({ msg: 'generator started', layout, badRows: 0 });
+  });
+
+  it.each(['rees46', 'segment', 'semicolon'] as const)('%s: the events of the same seed in the canonical layout, in the same order', async (layout) => {
+    const [canonical, other] = await Promise.all([generateFiles({ files: 2, rows: 300 }), generateFiles({ layout, files: 2, rows: 300 })]);
+    const events = canonical.files.flatMap((f) => parseLayout(f.bytes, 'canonical'));
+    const records = other.files.flatMap((f) => parseLayout(f.bytes, layout));
+    expect(records).toHaveLength(events.length);
+    // What a layout adds belongs to a user or a product for the whole run, a session to one user.
+    const users: Array<[string, string]> = [];
+    const products: Array<[string, string]> = [];
+    const sessions: Array<[string, string]> = [];
+    records.forEach((r, i) => {
+      const e = events[i]!;
+      const second = `${e.event_time!.slice(0, 10)} ${e.event_time!.slice(11, 19)}`;
+      const purchase = e.event_type === 'purchase';
+      if (layout === 'rees46') {
+        expect([r.event_time, r.price, r.event_type === 'purchase']).toEqual([`${second} UTC`, e.price, purchase]);
+        users.push([e.user_id!, r.user_id!]);
+        products.push([e.product_id!, r.product_id!]);
+        sessions.push([r.user_session!, r.user_id!]);
+      } else if (layout === 'segment') {
+        expect([r.messageId, r.userId, r.sku, r.price, r.quantity, r.timestamp, r.event === 'Order Completed']).toEqual([e.event_id, e.user_id, e.product_id, e.price, e.quantity, e.event_time, purchase]);
+        users.push([e.user_id!, r.anonymousId!]);
+      } else {
+        expect(r).toEqual({ ...r, ...e, event_time: second });
+        users.push([e.user_id!, `${r.device_type} ${r.country}`]);
+        products.push([e.product_id!, `${r.brand} ${r.category}`]);
+        sessions.push([r.session_id!, r.user_id!]);
+      }
+    });
+    if (layout === 'semicolon') {
+      expectFunction(users);
+      expectFunction(products);
+    } else {
+      // Numeric ids and anonymous ids stand for one user (product) each.
+      expectOneToOne(users);
+      expectOneToOne(products);
+    }
+    expectFunction(sessions);
+    if (layout !== 'segment') expect(new Set(sessions.map(([s]) => s)).size, 'sessions end').toBeGreaterThan(new Set(sessions.map(([, user]) => user)).size);
+  });
+
+  it.each(LAYOUT_NAMES)('%s: the same seed writes the same bytes and the same manifests, another seed others', async (layout) => {
+    const run = async (seed: number) => (await generateFiles({ layout, seed, files: 2, rows: 300, badRows: 0.1 })).files;
+    const [first, second, other] = await Promise.all([run(5), run(5), run(6)]);
+    const injected = (files: WrittenFile[]) => files.map((f) => f.manifest?.injected);
+    expect(second.map((f) => f.bytes)).toEqual(first.map((f) => f.bytes));
+    expect(injected(second)).toEqual(injected(first));
+    expect(injected(first).every((rows) => (rows?.length ?? 0) > 0)).toBe(true);
+    for (let i = 0; i < 2; i++) expect(other[i]!.bytes.equals(first[i]!.bytes)).toBe(false);
+    expect(injected(other)).not.toEqual(injected(first));
+  });
+});
+
+/** The field a spoiled line of `kind` must differ in, by its shape's role; undefined: the line is bytes, or one field short. */
+const SPOILED_FIELD: Record<BadRowKind, 'type' | 'price' | 'quantity' | 'time' | undefined> = {
+  'bad-timestamp': 'time',
+  'negative-price': 'price',
+  'unknown-event-type': 'type',
+  'non-numeric-quantity': 'quantity',
+  'wrong-field-count': undefined,
+  'invalid-utf8': undefined,
+  'nul-byte': undefined,
+  'price-overflow': 'price',
+  'nan-price': 'price',
+};
+
+describe('bad rows', () => {
+  it.each(LAYOUT_NAMES)('%s: spoils about R of the rows, each as its kind says, lists them, and leaves every other line as a clean run writes it', async (layout) => {
+    const shape = SHAPES[layout];
+    const header = Object.keys(shape.columns);
+    const [clean, spoiled] = await Promise.all([generateFiles({ layout, files: 2, rows: 600 }), generateFiles({ layout, files: 2, rows: 600, badRows: 0.3 })]);
+    const kinds = new Set<BadRowKind>();
+    let injectedRows = 0;
+    for (let f = 0; f < 2; f++) {
+      const file = spoiled.files[f]!;
+      const manifest = file.manifest!;
+      expect(manifest).toMatchObject({ file: file.name, layout, seed: 5, rows: 600 });
+      const lines = byteLines(file.bytes);
+      const cleanLines = byteLines(clean.files[f]!.bytes);
+      expect(lines).toHaveLength(601);
+      const changed = lines.flatMap((line, i) => (line.equals(cleanLines[i]!) ? [] : [i + 1]));
+      expect(manifest.injected.map((row) => row.line)).toEqual(changed);
+      injectedRows += changed.length;
+
+      for (const { line, kind } of manifest.injected) {
+        kinds.add(kind);
+        const bytes = lines[line - 1]!;
+        const fields = bytes.toString('utf8').split(shape.delimiter);
+        const good = cleanLines[line - 1]!.toString('utf8').split(shape.delimiter);
+        const value = (role: 'type' | 'price' | 'quantity' | 'time') => fields[header.indexOf(shape[role]!)]!;
+        const role = SPOILED_FIELD[kind];
+        if (role) {
+          // Only the field of the kind's role differs.
+          expect(fields.flatMap((v, i) => (v === good[i] ? [] : [header[i]])), kind).toEqual([shape[role]]);
+        }
+        switch (kind) {
+          case 'bad-timestamp':
+            expect(value('time').slice(5, 7)).toBe('13');
+            break;
+          case 'negative-price':
+            expect(value('price')).toBe(`-${good[header.indexOf(shape.price)]}`);
+            break;
+          case 'unknown-event-type':
+            expect(value('type')).not.toMatch(shape.columns[shape.type]!);
+            expect(value('type')).not.toBe('');
+            break;
+          case 'non-numeric-quantity':
+            expect(value('quantity')).not.toMatch(/^[+-]?\d+$/);
+            break;
+          case 'wrong-field-count':
+            expect(fields).toEqual(good.slice(0, -1));
+            break;
+          case 'invalid-utf8':
+            expect(isUtf8(bytes)).toBe(false);
+            expect(bytes.includes(0)).toBe(false);
+            break;
+          case 'nul-byte':
+            expect(bytes.includes(0)).toBe(true);
+            expect(isUtf8(bytes)).toBe(true);
+            break;
+          case 'price-overflow':
+            expect(value('price')).toMatch(/^\d{11,}\.\d{2}$/);
+            break;
+          case 'nan-price':
+            expect(value('price')).toBe('NaN');
+            break;
+        }
+      }
+
+      // Purchases and revenue count the rows a loader keeps.
+      const kept = new Set(manifest.injected.map((row) => row.line));
+      const purchases = parseLayout(clean.files[f]!.bytes, layout).filter((r, i) => !kept.has(i + 2) && r[shape.type] === shape.purchase);
+      const fileLog = spoiled.lines.find((l) => l.msg === 'file written' && l.file === file.name);
+      expect(fileLog).toMatchObject({ rows: 600, badRows: manifest.injected.length, purchases: purchases.length });
+    }
+    expect(injectedRows / 1200).toBeGreaterThan(0.25);
+    expect(injectedRows / 1200).toBeLessThan(0.35);
+    // Every kind the layout can hold: REES46 has no quantity to spoil.
+    expect([...kinds].sort()).toEqual(BAD_ROW_KINDS.filter((k) => layout !== 'rees46' || k !== 'non-numeric-quantity').sort());
+  });
+
+  it('spoils every row at --bad-rows 1: no purchase is counted', async () => {
+    const { files, lines } = await generateFiles({ files: 1, rows: 200, badRows: 1, purchaseRatio: 1 });
+    expect(files[0]!.manifest!.injected.map((row) => row.line)).toEqual(Array.from({ length: 200 }, (_, i) => i + 2));
+    expect(lines.at(-1)).toMatchObject({ msg: 'generator finished', rows: 200, badRows: 200, purchases: 0, revenue: 0 });
+  });
+
+  it('renames a manifest into input before its file: a reader polling input never sees a file without it', async () => {
+    const dataDir = await tempDataDir();
+    const input = join(dataDir, 'input');
+    let stopped = false;
+    const running = runGenerator(config(dataDir, { files: 6, rows: 20_000, badRows: 0.01 }), { log: pino({ level: 'silent' }) }).finally(() => (stopped = true));
+    let reads = 0;
+    while (!stopped) {
+      const names = await readdir(input).catch(() => [] as string[]);
+      for (const name of names.filter((n) => n.endsWith('.csv'))) {
+        expect(names).toContain(name + MANIFEST_SUFFIX);
+        if (!stopped) reads++;
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await running;
+    expect(reads).toBeGreaterThan(0);
+  });
+});
+
+describe('bad rows, loaded by the streamer', () => {
+  const ws = useWorkspace();
+
+  it('are exactly the rows it rejects, line for line, for the reason of their kind', async () => {
+    const { files } = await runGenerator(config(ws.data.dir, { seed: 3, files: 2, rows: 500, badRows: 0.1 }), { log: pino({ level: 'silent' }) });
+    const run = await streamAvailableNow(ws.data.dir, ws.db);
+    expect(run.code, run.output).toBe(0);
+
+    // Loose words of each reason: the kind's own cause, not some other fault of the line.
+    const cause: Record<BadRowKind, RegExp> = {
+      'bad-timestamp': /event_time/,
+      'negative-price': /price.*negative/,
+      'unknown-event-type': /event_type/,
+      'non-numeric-quantity': /quantity/,
+      'wrong-field-count': /fields/,
+      'invalid-utf8': /UTF-8/,
+      'nul-byte': /NUL/,
+      'price-overflow': /price.*too large/,
+      'nan-price': /price/,
+    };
+    const rejects = await ws.db.query<{ source_file: string; source_line: string; reason: string }>('SELECT source_file, source_line, reason FROM user_activity_rejects ORDER BY source_file, source_line');
+    const expected: Array<{ file: string; line: number; kind: BadRowKind }> = [];
+    for (const path of files) {
+      const manifest = JSON.parse(await readFile(path + MANIFEST_SUFFIX, 'utf8')) as InjectionManifest;
+      expected.push(...manifest.injected.map((row) => ({ file: basename(path), ...row })));
+    }
+    expect(rejects.rows.map((r) => `${r.source_file}:${r.source_line}`)).toEqual(expected.map((e) => `${e.file}:${e.line}`));
+    rejects.rows.forEach((r, i) => expect(r.reason, expected[i]!.kind).toMatch(cause[expected[i]!.kind]));
+    expect(new Set(expected.map((e) => e.kind)).size).toBe(BAD_ROW_KINDS.length);
+
+    // The manifests are not taken for data: the ledger holds the two files, each fully accounted for.
+    const ledger = await ws.db.query<{ name: string; status: string; rows_loaded: string; rows_rejected: string }>('SELECT name, status, rows_loaded, rows_rejected FROM ingest_files ORDER BY name');
+    expect(ledger.rows.map((r) => [r.name, r.status, Number(r.rows_loaded) + Number(r.rows_rejected)])).toEqual(files.map((p) => [basename(p), 'loaded', 500]));
+  });
+});
+
 describe('file names', () => {
   it('sort in creation order even when the clock goes back', () => {
     const clock = [Date.parse('2026-11-21T10:15:30.123Z'), Date.parse('2026-11-21T10:15:30.123Z'), 0, Date.parse('2027-01-01T00:00:00Z')];
@@ -313,6 +701,8 @@ describe('parseCli', () => {
         seed: undefined,
         purchaseRatio: 0.2,
         startTime: now,
+        layout: 'canonical',
+        badRows: 0,
       },
     });
     expect(parseCli([], { DROPSTREAM_DATA_DIR: '/env/dir' }, now)).toMatchObject({ config: { dataDir: '/env/dir' } });
@@ -327,6 +717,7 @@ describe('parseCli', () => {
       config: { files: 3, purchaseRatio: 0.5, intervalMs: 0 },
     });
     expect(parseCli(['--interval-ms', '2147483647'], {}, now)).toMatchObject({ config: { intervalMs: 2147483647 } });
+    expect(parseCli(['--layout', 'semicolon', '--bad-rows', '0.05'], {}, now)).toMatchObject({ config: { layout: 'semicolon', badRows: 0.05 } });
     expect(parseCli(['--rows', 'abc', '--help'], {})).toEqual({ help: true });
   });
 
@@ -346,6 +737,9 @@ describe('parseCli', () => {
     [['--start-time', 'yesterday'], "--start-time must be an ISO-8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z, got 'yesterday'"],
     [['--start-time', '2026-01-01T00:00:00'], '--start-time'],
     [['--data-dir='], "--data-dir must be a directory path, got ''"],
+    [['--layout', 'tsv'], "--layout must be one of canonical, rees46, segment, semicolon, got 'tsv'"],
+    [['--bad-rows', '-0.1'], '--bad-rows'],
+    [['--bad-rows=1.01'], "--bad-rows must be a number from 0 to 1, got '1.01'"],
     [['--rows'], '--rows'],
     [['--bogus'], '--bogus'],
     [['stray'], 'stray'],
@@ -373,7 +767,7 @@ describe('generator CLI', () => {
   it('prints usage on --help', async () => {
     const result = await startCli(['--help']).exited;
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('--purchase-ratio');
+    for (const flag of ['--purchase-ratio', '--layout', '--bad-rows']) expect(result.stdout).toContain(flag);
   });
 
   it('never shows a reader polling input a partial file', async () => {

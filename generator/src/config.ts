@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { MAX_TIMER_MS } from '../../lib/maxTimer.ts';
+import { LAYOUT_NAMES, type LayoutName } from './layouts.ts';
 
 export interface GeneratorConfig {
   /** Absolute; files are written to <dataDir>/temp, then renamed into <dataDir>/input. */
@@ -16,6 +17,9 @@ export interface GeneratorConfig {
   purchaseRatio: number;
   /** Epoch milliseconds of the first event. */
   startTime: number;
+  layout: LayoutName;
+  /** Share of rows spoiled so that a loader must reject them, 0..1; above 0, a manifest goes beside each file. */
+  badRows: number;
 }
 
 export type CliRequest = { help: true } | { help: false; config: GeneratorConfig };
@@ -42,6 +46,11 @@ Options:
   --purchase-ratio R   share of purchases among events, 0..1 (default: 0.2)
   --start-time ISO     time of the first event, e.g. ${SEEDED_START_TIME}
                        (default: ${SEEDED_START_TIME} with --seed, now without)
+  --layout NAME        ${LAYOUT_NAMES.join(', ')}: the columns and formats of
+                       the files (default: canonical; see the README)
+  --bad-rows R         share of rows, 0..1, spoiled in ways a loader must reject (bad
+                       timestamp, negative price, invalid UTF-8, …); each file's lines
+                       and kinds go to input/<file>.injected.json (default: 0)
   --data-dir DIR       data directory (default: $DROPSTREAM_DATA_DIR, else ./data)
   -h, --help           print this help
 `;
@@ -82,6 +91,8 @@ const schema = z.object({
         `--start-time must be an ISO-8601 date-time with a zone, e.g. ${SEEDED_START_TIME}, got '${String(issue.input)}'`,
     })
     .optional(),
+  layout: flag('--layout', `one of ${LAYOUT_NAMES.join(', ')}`, (raw) => LAYOUT_NAMES.find((name) => name === raw)).default('canonical'),
+  'bad-rows': flag('--bad-rows', 'a number from 0 to 1', ratio).default(0),
   'data-dir': flag('--data-dir', 'a directory path', (raw) => (raw === '' ? undefined : raw)),
 });
 
@@ -92,6 +103,8 @@ const OPTIONS = {
   seed: { type: 'string' },
   'purchase-ratio': { type: 'string' },
   'start-time': { type: 'string' },
+  layout: { type: 'string' },
+  'bad-rows': { type: 'string' },
   'data-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -133,6 +146,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, n
       seed: options.seed,
       purchaseRatio: options['purchase-ratio'],
       startTime: startTime === undefined ? now : Date.parse(startTime),
+      layout: options.layout,
+      badRows: options['bad-rows'],
     },
   };
 }

@@ -49,7 +49,7 @@ function hex32(word: number): string {
  * A random (version 4) UUID from four 32-bit draws of the seeded randomizer. faker.string.uuid()
  * spends 31 draws on one and took about two thirds of the generator's time.
  */
-function uuidV4(nextWord: () => number): string {
+export function uuidV4(nextWord: () => number): string {
   const a = hex32(nextWord());
   const b = hex32(nextWord());
   const c = nextWord();
@@ -59,7 +59,7 @@ function uuidV4(nextWord: () => number): string {
   return `${a}-${b.slice(0, 4)}-4${b.slice(5)}-${'89ab'.charAt(c >>> 30)}${cHex.slice(1, 4)}-${cHex.slice(4)}${d}`;
 }
 
-function pick<T>(items: readonly T[], random: number): T {
+export function pick<T>(items: readonly T[], random: number): T {
   // Callers pass non-empty arrays and random in [0, 1), so the index is in range.
   return items[Math.floor(random * items.length)]!;
 }

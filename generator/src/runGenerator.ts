@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../lib/log.ts';
 import type { GeneratorConfig } from './config.ts';
+import { createBadRowPicker } from './badRows.ts';
 import { createEventSource } from './events.ts';
+import { createLayout } from './layouts.ts';
 import { writeEventFile } from './writeEventFile.ts';
 
 export interface RunContext {
@@ -45,6 +47,8 @@ export async function runGenerator(config: GeneratorConfig, { log, signal }: Run
   // An unseeded run still gets a seed, logged, so that its events can be reproduced.
   const seed = config.seed ?? randomInt(2 ** 32);
   const nextEvent = createEventSource({ seed, purchaseRatio: config.purchaseRatio, startTime: config.startTime });
+  const layout = createLayout(config.layout, seed);
+  const badRows = config.badRows > 0 ? { pick: createBadRowPicker(config.badRows, seed, layout), seed } : undefined;
   const nextName = createFileNamer();
   log.info(
     {
@@ -55,12 +59,14 @@ export async function runGenerator(config: GeneratorConfig, { log, signal }: Run
       purchaseRatio: config.purchaseRatio,
       seed,
       startTime: new Date(config.startTime).toISOString(),
+      layout: config.layout,
+      badRows: config.badRows,
     },
     'generator started',
   );
 
   const files: string[] = [];
-  const totals = { rows: 0, bytes: 0, purchases: 0, revenueCents: 0 };
+  const totals = { rows: 0, bytes: 0, badRows: 0, purchases: 0, revenueCents: 0 };
   const started = performance.now();
   while ((config.files === undefined || files.length < config.files) && !signal?.aborted) {
     if (files.length > 0 && config.intervalMs > 0) {
@@ -72,7 +78,7 @@ export async function runGenerator(config: GeneratorConfig, { log, signal }: Run
       }
     }
     const name = nextName();
-    const stats = await writeEventFile({ tempDir, inputDir, name, rows: config.rows, nextEvent, signal });
+    const stats = await writeEventFile({ tempDir, inputDir, name, rows: config.rows, nextEvent, layout, badRows, signal });
     if (!stats) {
       log.info({ file: name }, 'file discarded, stopped while writing it');
       break;
@@ -80,6 +86,7 @@ export async function runGenerator(config: GeneratorConfig, { log, signal }: Run
     files.push(stats.path);
     totals.rows += stats.rows;
     totals.bytes += stats.bytes;
+    totals.badRows += stats.badRows;
     totals.purchases += stats.purchases;
     totals.revenueCents += stats.revenueCents;
     log.info(
@@ -87,6 +94,7 @@ export async function runGenerator(config: GeneratorConfig, { log, signal }: Run
         file: stats.name,
         rows: stats.rows,
         bytes: stats.bytes,
+        badRows: stats.badRows,
         purchases: stats.purchases,
         revenue: stats.revenueCents / 100,
       },
@@ -100,6 +108,7 @@ export async function runGenerator(config: GeneratorConfig, { log, signal }: Run
       files: files.length,
       rows: totals.rows,
       bytes: totals.bytes,
+      badRows: totals.badRows,
       purchases: totals.purchases,
       revenue: totals.revenueCents / 100,
       elapsedMs,

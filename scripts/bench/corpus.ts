@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CSV_HEADER, createEventSource, formatCsvLine } from '../../generator/src/events.ts';
+import type { LayoutName } from '../../generator/src/layouts.ts';
 import { compiled, ROOT } from '../../lib/paths.ts';
 import type { Log } from './support.ts';
 
@@ -12,6 +13,8 @@ export interface CorpusSpec {
   files: number;
   rowsPerFile: number;
   seed: number;
+  /** The generator's --layout; absent: canonical. */
+  layout?: LayoutName;
 }
 
 export interface Corpus extends CorpusSpec {
@@ -46,7 +49,8 @@ async function intact(files: Array<{ path: string; size: number }>): Promise<boo
 
 /** The generator CLI, flat out, with a fixed seed: `spec.files` files of `spec.rowsPerFile` rows. */
 export async function ensureCorpus(cacheDir: string, spec: CorpusSpec, log: Log): Promise<Corpus> {
-  const dir = join(cacheDir, `corpus-${spec.files}x${spec.rowsPerFile}-seed${spec.seed}`);
+  const layout = spec.layout ?? 'canonical';
+  const dir = join(cacheDir, `corpus-${spec.files}x${spec.rowsPerFile}-seed${spec.seed}${layout === 'canonical' ? '' : `-${layout}`}`);
   const manifestPath = join(dir, 'corpus.json');
   const cached = await readManifest<{ files: Array<{ path: string; size: number }> } & CorpusSpec>(manifestPath);
   const toCorpus = (files: Array<{ path: string; size: number }>): Corpus => ({
@@ -57,9 +61,9 @@ export async function ensureCorpus(cacheDir: string, spec: CorpusSpec, log: Log)
   });
   if (cached && (await intact(cached.files))) return toCorpus(cached.files);
 
-  log(`writing corpus ${dir} (${spec.files} files × ${spec.rowsPerFile} rows, seed ${spec.seed})`);
+  log(`writing corpus ${dir} (${spec.files} files × ${spec.rowsPerFile} rows, seed ${spec.seed}, layout ${layout})`);
   await rm(dir, { recursive: true, force: true });
-  const args = ['--data-dir', dir, '--files', String(spec.files), '--rows', String(spec.rowsPerFile), '--seed', String(spec.seed), '--interval-ms', '0'];
+  const args = ['--data-dir', dir, '--files', String(spec.files), '--rows', String(spec.rowsPerFile), '--seed', String(spec.seed), '--layout', layout, '--interval-ms', '0'];
   const child = spawn(process.execPath, [compiled('generator/src/main.ts'), ...args], { cwd: ROOT, env: { ...process.env, LOG_FORMAT: 'json' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));

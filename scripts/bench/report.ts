@@ -7,7 +7,7 @@ import type { LatencyResult } from './latency.ts';
 import type { MemoryResult } from './memory.ts';
 import type { StartupResult } from './startup.ts';
 import type { Stat } from './support.ts';
-import type { ThroughputResult, VariantResult } from './throughput.ts';
+import type { LayoutThroughputResult, ThroughputResult, VariantResult } from './throughput.ts';
 
 export interface MachineInfo {
   cores: number;
@@ -39,6 +39,8 @@ export interface BenchReport {
   /** Flags given to every streamer run beyond those the measurement needs. */
   streamerArgs: string[];
   throughput?: ThroughputResult;
+  /** The streamer on the corpus's events in the 12-column semicolon layout. */
+  throughputWide?: LayoutThroughputResult;
   memory?: MemoryResult;
   latency?: LatencyResult[];
   startup?: StartupResult;
@@ -82,17 +84,17 @@ export function checkTargets(r: Omit<BenchReport, 'targets' | 'rowsOk'>): Target
 }
 
 function corpusLine(c: CorpusInfo): string {
-  return `${int(c.files)} file${c.files === 1 ? '' : 's'} × ${int(c.rowsPerFile)} rows = ${int(c.rows)} rows, ${mb(c.bytes)}, seed ${c.seed}`;
+  return `${int(c.files)} file${c.files === 1 ? '' : 's'} × ${int(c.rowsPerFile)} rows = ${int(c.rows)} rows, ${mb(c.bytes)}, seed ${c.seed}${c.layout ? `, layout \`${c.layout}\`` : ''}`;
 }
 
-function variantTable(t: ThroughputResult): string[] {
-  const base = t.variants[0]!;
+/** `base`: what the × column compares with (null: nothing), by default the first variant, then marked the baseline. */
+function variantTable(t: Pick<ThroughputResult, 'corpus' | 'variants'>, base: VariantResult | null = t.variants[0]!, versus = 'baseline'): string[] {
   const row = (v: VariantResult) =>
-    `| ${v.id === base.id ? `**${v.id}** (baseline)` : v.id} | ${v.runs.length} | ${range(v.rowsPerSec, int)} | ${range(v.mbPerSec, fixed)} | ${fixed(v.rowsPerSec.median / base.rowsPerSec.median, 2)} | ${v.cpuPerMillionRows ? `${fixed(v.cpuPerMillionRows.client)} + ${fixed(v.cpuPerMillionRows.server)}` : '—'} | ${v.peakRssBytes ? range(v.peakRssBytes, (b) => fixed(b / MB, 0)) : '—'} | ${v.rowsOk ? `${int(v.runs[0]?.rowsLoaded ?? 0)} ✓` : `✗ ${v.runs.map((m) => int(m.rowsLoaded)).join(', ')}`} |`;
+    `| ${v === base ? `**${v.id}** (baseline)` : v.id} | ${v.runs.length} | ${range(v.rowsPerSec, int)} | ${range(v.mbPerSec, fixed)} | ${base ? fixed(v.rowsPerSec.median / base.rowsPerSec.median, 2) : '—'} | ${v.cpuPerMillionRows ? `${fixed(v.cpuPerMillionRows.client)} + ${fixed(v.cpuPerMillionRows.server)}` : '—'} | ${v.peakRssBytes ? range(v.peakRssBytes, (b) => fixed(b / MB, 0)) : '—'} | ${v.rowsOk ? `${int(v.runs[0]?.rowsLoaded ?? 0)} ✓` : `✗ ${v.runs.map((m) => int(m.rowsLoaded)).join(', ')}`} |`;
   return [
     `Corpus: ${corpusLine(t.corpus)}.`,
     '',
-    '| variant | runs | rows/s, median (range) | MB/s, median (range) | × baseline | CPU s per million rows, client + server | peak RSS, MB | rows stored |',
+    `| variant | runs | rows/s, median (range) | MB/s, median (range) | × ${versus} | CPU s per million rows, client + server | peak RSS, MB | rows stored |`,
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...t.variants.map(row),
     '',
@@ -101,6 +103,12 @@ function variantTable(t: ThroughputResult): string[] {
       .filter((v) => v.runs.some((m) => m.batchSeconds !== undefined))
       .map((v) => `- \`${v.id}\` wall time per run ${v.runs.map((m) => `${fixed(m.seconds, 2)} s`).join(', ')}, of which in batches ${v.runs.map((m) => `${fixed(m.batchSeconds ?? 0, 2)} s`).join(', ')} (the rest: process start, migration check, scan, exit)`),
   ];
+}
+
+function wideSection(w: LayoutThroughputResult, canonical: ThroughputResult | undefined): string[] {
+  if (!w.streamer) return [`Corpus: ${corpusLine(w.corpus)}.`, '', `Not measured: ${w.skipped}.`];
+  const streamer = canonical?.variants.find((v) => v.id === 'streamer');
+  return variantTable({ corpus: w.corpus, variants: [w.streamer] }, streamer ?? null, 'streamer on the canonical corpus');
 }
 
 export function renderMarkdown(r: BenchReport): string {
@@ -123,6 +131,7 @@ export function renderMarkdown(r: BenchReport): string {
   }
   if (!r.rowsOk) out.push('**A variant did not store exactly the rows of its files: its figures are not valid (see ✗ below).**', '');
   if (r.throughput) out.push('### Throughput', '', ...variantTable(r.throughput), '');
+  if (r.throughputWide) out.push('### Throughput, 12 columns separated by `;` (semicolon layout)', '', ...wideSection(r.throughputWide, r.throughput), '');
   if (r.memory) out.push(`### Memory: one file of ${mb(r.memory.corpus.bytes)}`, '', ...variantTable(r.memory), '');
   if (r.latency?.length) {
     out.push(

@@ -10,9 +10,9 @@ import { measureMemory } from './memory.ts';
 import { checkTargets, type BenchReport, type MachineInfo } from './report.ts';
 import { measureStartup } from './startup.ts';
 import { withClient, type Log } from './support.ts';
-import { measureThroughput, type VariantId } from './throughput.ts';
+import { measureLayoutThroughput, measureThroughput, type VariantId } from './throughput.ts';
 
-export const MEASUREMENTS = ['throughput', 'memory', 'latency', 'startup'] as const;
+export const MEASUREMENTS = ['throughput', 'throughput-wide', 'memory', 'latency', 'startup'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 export interface BenchOptions {
@@ -88,6 +88,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     log(`throughput: ${corpus.files} files, ${corpus.rows} rows, ${opts.repeat} runs per variant`);
     report.throughput = await measureThroughput(corpus, { ...common, repeat: opts.repeat, variants: opts.variants, streamerNodeArgs: profile('throughput') });
   }
+  if (has('throughput-wide')) {
+    // The same events as the corpus, in a spreadsheet export's 12 columns separated by ';'.
+    const wide = await ensureCorpus(cacheDir, { ...sizes.corpus, layout: 'semicolon' }, log);
+    log(`throughput-wide: ${wide.files} files, ${wide.rows} rows in the semicolon layout, ${opts.repeat} runs of the streamer`);
+    report.throughputWide = await measureLayoutThroughput(wide, { ...common, repeat: opts.repeat, variants: ['streamer'] });
+  }
   if (has('memory')) {
     const big = await ensureCorpus(cacheDir, { files: 1, rowsPerFile: rowsForBytes(corpus, sizes.bigFileBytes), seed: sizes.corpus.seed }, log);
     log(`memory: one file of ${big.bytes} bytes, ${big.rows} rows`);
@@ -109,6 +115,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
   const rowsOk =
     (report.throughput?.variants.every((v) => v.rowsOk) ?? true) &&
+    (report.throughputWide?.streamer?.rowsOk ?? true) &&
     (report.memory?.variants.every((v) => v.rowsOk) ?? true) &&
     (report.latency?.every((l) => l.rowsLoaded === l.rowsExpected && l.filesCommitted === l.filesWritten) ?? true) &&
     (report.startup?.rowsOk ?? true);

@@ -35,6 +35,8 @@ export interface RunMeasure {
    * Steadier than wall time on a shared machine, and they say which side a variant's time goes to.
    */
   cpu?: CpuSeconds;
+  /** Streamer only: files it set aside (quarantined in the ledger) rather than loading them. */
+  setAside?: { files: number; reason: string };
 }
 
 export interface VariantResult {
@@ -58,6 +60,14 @@ export interface ThroughputResult {
   ratio: number | null;
 }
 
+/** The streamer alone on a corpus in another layout, for comparison with its rows/s on the canonical one. */
+export interface LayoutThroughputResult {
+  corpus: CorpusInfo;
+  /** Why nothing was measured: the streamer set the files aside, as it does with a layout it cannot read. */
+  skipped?: string;
+  streamer?: VariantResult;
+}
+
 export interface ThroughputOptions {
   adminUrl: string;
   /** Run directories go here: on the corpus's filesystem, so that its files can be hard-linked. */
@@ -79,28 +89,9 @@ const INSERT_ROWS = 1000;
 export async function measureThroughput(corpus: Corpus, opts: ThroughputOptions): Promise<ThroughputResult> {
   const runs = new Map<VariantId, RunMeasure[]>(opts.variants.map((v) => [v, []]));
   for (let rep = 1; rep <= opts.repeat; rep++) {
-    for (const variant of opts.variants) {
-      const run = await runOnce(variant, corpus, opts);
-      runs.get(variant)!.push(run);
-      opts.log(`  ${variant} ${rep}/${opts.repeat}: ${run.rowsLoaded} rows in ${run.seconds.toFixed(2)} s = ${Math.round(run.rowsLoaded / run.seconds)} rows/s`);
-    }
+    for (const variant of opts.variants) runs.get(variant)!.push(await loggedRun(variant, rep, corpus, opts));
   }
-  const variants = opts.variants.map((id): VariantResult => {
-    const r = runs.get(id)!;
-    const rss = r.map((m) => m.peakRssBytes).filter((b) => b !== undefined);
-    const cpu = r.map((m) => m.cpu).filter((c) => c !== undefined);
-    const perMillion = (side: 'client' | 'server') => stat(cpu.map((c) => (c[side] * 1e6) / corpus.rows)).median;
-    return {
-      id,
-      label: VARIANT_LABELS[id],
-      runs: r,
-      rowsPerSec: stat(r.map((m) => m.rowsLoaded / m.seconds)),
-      mbPerSec: stat(r.map((m) => corpus.bytes / 1e6 / m.seconds)),
-      ...(rss.length > 0 && { peakRssBytes: stat(rss) }),
-      ...(cpu.length > 0 && { cpuPerMillionRows: { client: perMillion('client'), server: perMillion('server') } }),
-      rowsOk: r.every((m) => m.rowsLoaded === corpus.rows),
-    };
-  });
+  const variants = opts.variants.map((id) => summarize(id, runs.get(id)!, corpus));
   const baseline = variants[0]!;
   const streamer = variants.find((v) => v.id === 'streamer');
   return {
@@ -108,6 +99,46 @@ export async function measureThroughput(corpus: Corpus, opts: ThroughputOptions)
     baseline: baseline.id,
     variants,
     ratio: streamer && streamer !== baseline ? streamer.rowsPerSec.median / baseline.rowsPerSec.median : null,
+  };
+}
+
+/**
+ * The streamer's runs on a corpus of another layout. When the streamer sets the files aside (the
+ * ledger says so), it cannot read that layout yet: the measurement stops there and says so.
+ */
+export async function measureLayoutThroughput(corpus: Corpus, opts: ThroughputOptions): Promise<LayoutThroughputResult> {
+  const runs: RunMeasure[] = [];
+  for (let rep = 1; rep <= opts.repeat; rep++) {
+    const run = await loggedRun('streamer', rep, corpus, opts);
+    if (run.setAside) {
+      const skipped = `the streamer set ${run.setAside.files} of ${corpus.files} files aside: ${run.setAside.reason}`;
+      opts.log(`  skipped, ${skipped}`);
+      return { corpus: corpusInfo(corpus), skipped };
+    }
+    runs.push(run);
+  }
+  return { corpus: corpusInfo(corpus), streamer: summarize('streamer', runs, corpus) };
+}
+
+async function loggedRun(variant: VariantId, rep: number, corpus: Corpus, opts: ThroughputOptions): Promise<RunMeasure> {
+  const run = await runOnce(variant, corpus, opts);
+  opts.log(`  ${variant} ${rep}/${opts.repeat}: ${run.rowsLoaded} rows in ${run.seconds.toFixed(2)} s = ${Math.round(run.rowsLoaded / run.seconds)} rows/s`);
+  return run;
+}
+
+function summarize(id: VariantId, r: RunMeasure[], corpus: Corpus): VariantResult {
+  const rss = r.map((m) => m.peakRssBytes).filter((b) => b !== undefined);
+  const cpu = r.map((m) => m.cpu).filter((c) => c !== undefined);
+  const perMillion = (side: 'client' | 'server') => stat(cpu.map((c) => (c[side] * 1e6) / corpus.rows)).median;
+  return {
+    id,
+    label: VARIANT_LABELS[id],
+    runs: r,
+    rowsPerSec: stat(r.map((m) => m.rowsLoaded / m.seconds)),
+    mbPerSec: stat(r.map((m) => corpus.bytes / 1e6 / m.seconds)),
+    ...(rss.length > 0 && { peakRssBytes: stat(rss) }),
+    ...(cpu.length > 0 && { cpuPerMillionRows: { client: perMillion('client'), server: perMillion('server') } }),
+    rowsOk: r.every((m) => m.rowsLoaded === corpus.rows),
   };
 }
 
@@ -121,10 +152,18 @@ async function runOnce(variant: VariantId, corpus: Corpus, opts: ThroughputOptio
     const extra = await LOADERS[variant](db.url, corpus, opts);
     const seconds = (performance.now() - started) / 1000;
     const cpu = await cpuSoFar();
-    return { seconds, ...extra, ...(cpu && { cpu }), rowsLoaded: await countRows(db.url) };
+    const setAside = variant === 'streamer' ? await setAsideFiles(db.url) : undefined;
+    return { seconds, ...extra, ...(cpu && { cpu }), ...(setAside && { setAside }), rowsLoaded: await countRows(db.url) };
   } finally {
     await db.drop();
   }
+}
+
+/** What the streamer's ledger says it set aside instead of loading. */
+async function setAsideFiles(url: string): Promise<RunMeasure['setAside']> {
+  const { rows } = await withClient(url, (c) => c.query(`SELECT count(*) AS files, min(reason) AS reason FROM ingest_files WHERE status = 'quarantined'`));
+  const files = Number(rows[0].files);
+  return files > 0 ? { files, reason: String(rows[0].reason) } : undefined;
 }
 
 /**
