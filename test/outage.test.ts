@@ -77,7 +77,7 @@ describe('database outages', () => {
       try {
         while (streamer.exitCode === null && terminated < 2) {
           const { rows } = await admin.query(
-            `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'dropstream' AND query LIKE 'COPY user_activity %' AND state = 'active'`,
+            `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'dropstream' AND query LIKE 'COPY user_activity %' AND state = 'active'`,
           );
           terminated += rows.filter((r) => r.ok).length;
           await sleep(rows.length ? 300 : 20);
