@@ -1,5 +1,5 @@
-// `npm run chaos -- --rounds N`: kill the streamer anywhere, many times, then check that every
-// event was stored exactly once. Runs on a scratch database (on DATABASE_URL's server, or a
+// `npm run chaos -- --rounds N`: kill the streamer anywhere, many times, while files arrive and
+// names come back with new content, then check that every event ever dropped was stored exactly once. Runs on a scratch database (on DATABASE_URL's server, or a
 // throwaway embedded PostgreSQL) and a temp data directory; exits 1 if an invariant breaks.
 import { randomBytes, randomInt } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -8,20 +8,25 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
-import { formatReport, runChaos } from '../test/support/chaos.ts';
+import { CLEAN_SOURCE_MODES, formatReport, runChaos, type CleanSourceMode } from '../test/support/chaos.ts';
 import { freePort } from '../lib/freePort.ts';
 
 const USAGE = `Usage: npm run chaos -- --rounds N [options]
 
 Generates a drop of CSV files, then N times starts the streamer (--available-now) and SIGKILLs it,
-at a random moment or at one of its crash points (DROPSTREAM_CRASH_AT), dropping more files while
-it is down; then lets it finish and checks that every event is stored exactly once.
+at a random moment or at one of its crash points (DROPSTREAM_CRASH_AT). While it is down, more
+files arrive, and names already dropped come back with new content (cp in place or mv over the
+name: the file grown, the next day's export, the same bytes again, the complete copy after a torn
+empty one); then it runs to the end, and every event ever dropped must be stored exactly once,
+every version the ledger must have is there, and input/ holds only what it should.
 
   --rounds N               rounds of start-and-kill (required)
   --files N                files in the first drop (default 200)
   --rows N                 rows per file (default 50)
   --seed S                 seed of the files and of the plan of rounds (default: random, printed)
   --max-files-per-batch N  the streamer's batch cap (default 5)
+  --clean-source MODE      off, delete (files leave input/ once committed) or mixed (each round
+                           one or the other, the final run delete); default: drawn from the seed
   --keep                   keep the data directory and the database afterwards
   -h, --help               print this help
 
@@ -57,6 +62,7 @@ async function main(): Promise<number> {
         rows: { type: 'string' },
         seed: { type: 'string' },
         'max-files-per-batch': { type: 'string' },
+        'clean-source': { type: 'string' },
         keep: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -65,7 +71,12 @@ async function main(): Promise<number> {
       console.log(USAGE);
       return 0;
     }
+    const cleanSource = values['clean-source'];
+    if (cleanSource !== undefined && !(CLEAN_SOURCE_MODES as readonly string[]).includes(cleanSource)) {
+      throw new Error(`--clean-source must be ${CLEAN_SOURCE_MODES.join(', ')}, got '${cleanSource}'`);
+    }
     opts = {
+      cleanSource: cleanSource as CleanSourceMode | undefined,
       rounds: wholeNumber('--rounds', values.rounds, undefined, 1),
       files: wholeNumber('--files', values.files, 200, 1),
       rows: wholeNumber('--rows', values.rows, 50, 1),
@@ -103,7 +114,10 @@ async function main(): Promise<number> {
     const report = await runChaos({ dataDir, databaseUrl, ...opts, log: (line) => console.log(line) });
     console.log(`\n${formatReport(report)}`);
     failed = report.violations.length > 0;
-    if (failed) console.log(`\nreproduce with: npm run chaos -- --rounds ${opts.rounds} --files ${opts.files} --rows ${opts.rows} --seed ${opts.seed}`);
+    if (failed) {
+      const args = `--rounds ${opts.rounds} --files ${opts.files} --rows ${opts.rows} --seed ${opts.seed} --max-files-per-batch ${opts.maxFilesPerBatch} --clean-source ${report.cleanSource.mode}`;
+      console.log(`\nreproduce with: npm run chaos -- ${args}`);
+    }
     return failed ? 1 : 0;
   } catch (err) {
     console.error(`chaos: ${(err as Error).stack ?? err}`);

@@ -119,6 +119,25 @@ describe('a file is its content; a name is only where it was found', () => {
     expect((await waitForVersions('daily.csv', 3)).at(-1)).toMatchObject({ version: 3, rows_loaded: 3 });
   });
 
+  it('replaced between a crash and the replay of its batch: the batch counts only the files it recorded, the new version loads in the next', async () => {
+    await writeFile(join(ws.data.input, 'a.csv'), rows(0, 4));
+    await writeFile(join(ws.data.input, 'b.csv'), rows(4, 8));
+    const crashed = await streamAvailableNow(ws.data.dir, ws.db, [], { DROPSTREAM_CRASH_AT: 'after-offsets' });
+    expect(crashed.signal, crashed.output).toBe('SIGKILL');
+    await writeFile(join(ws.data.input, 'b.csv'), rows(4, 12)); // it grew, written in place
+    const run = await streamAvailableNow(ws.data.dir, ws.db);
+    expect(run.code, run.output).toBe(0);
+    const batches = await ws.db.query<{ id: string; files: number; bytes: string; rows_loaded: string }>('SELECT id, files, bytes, rows_loaded FROM ingest_batches ORDER BY id');
+    expect(batches.rows.map((b) => [Number(b.id), b.files, Number(b.bytes), Number(b.rows_loaded)])).toEqual([
+      [1, 1, rows(0, 4).length, 4],
+      [2, 1, rows(4, 12).length, 8],
+    ]);
+    expect((await versions()).map((r) => [r.name, r.version, r.rows_loaded])).toEqual([
+      ['a.csv', 1, 4],
+      ['b.csv', 1, 8],
+    ]);
+  });
+
   it('--clean-source delete at start deletes only a file that is still the committed version; a new version under the name is loaded first', async () => {
     await writeFile(join(ws.data.input, 'a.csv'), rows(0, 4));
     await writeFile(join(ws.data.input, 'b.csv'), rows(4, 8));

@@ -85,22 +85,22 @@ export interface Expected {
 
 /** What the generated files hold, read straight from them (generator files have no quoted fields). */
 export async function expectedFromFiles(dirs: string[]): Promise<Expected> {
-  const ids = new Set<string>();
-  let rows = 0;
-  let revenueCents = 0;
+  const expected: Expected = { ids: new Set(), rows: 0, revenueCents: 0 };
   for (const dir of dirs) {
-    for (const name of (await readdir(dir)).filter((n) => n.endsWith('.csv'))) {
-      const lines = (await readFile(join(dir, name), 'utf8')).trimEnd().split('\n').slice(1);
-      for (const line of lines) {
-        const [id, , type, , price, quantity] = line.split(',');
-        rows++;
-        if (ids.has(id!)) continue;
-        ids.add(id!);
-        if (type === 'purchase') revenueCents += Math.round(Number(price) * 100) * Number(quantity);
-      }
-    }
+    for (const name of (await readdir(dir)).filter((n) => n.endsWith('.csv'))) countEvents(expected, await readFile(join(dir, name), 'utf8'));
   }
-  return { ids, rows, revenueCents };
+  return expected;
+}
+
+/** Adds the rows of one generated CSV text to `into`: every row counts, an event_id (and its revenue) once. */
+export function countEvents(into: Expected, csv: string): void {
+  for (const line of csv.trimEnd().split('\n').slice(1)) {
+    const [id, , type, , price, quantity] = line.split(',');
+    into.rows++;
+    if (into.ids.has(id!)) continue;
+    into.ids.add(id!);
+    if (type === 'purchase') into.revenueCents += Math.round(Number(price) * 100) * Number(quantity);
+  }
 }
 
 export interface TableState {

@@ -137,13 +137,17 @@ export async function beginBatch(db: Queryable, batchId: number, files: number, 
   await db.query('INSERT INTO ingest_batches (id, files, bytes) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [batchId, files, bytes]);
 }
 
-/** Totals come from the file ledger, so a batch replayed after a crash still counts each file once. */
+/**
+ * Totals come from the file ledger, so a batch replayed after a crash still counts each file once,
+ * and none it did not record (changed or gone before it was read: a later batch loads the new version).
+ */
 export async function finishBatch(db: Queryable, batchId: number): Promise<BatchTotals> {
   const { rows } = await db.query(
     `UPDATE ingest_batches b SET
-        rows_read = t.rows_read, rows_loaded = t.rows_loaded, rows_rejected = t.rows_rejected,
+        files = t.files, bytes = t.bytes, rows_read = t.rows_read, rows_loaded = t.rows_loaded, rows_rejected = t.rows_rejected,
         rows_duplicate = t.rows_duplicate, finished_at = now()
-       FROM (SELECT coalesce(sum(rows_read), 0) AS rows_read, coalesce(sum(rows_loaded), 0) AS rows_loaded,
+       FROM (SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes,
+                    coalesce(sum(rows_read), 0) AS rows_read, coalesce(sum(rows_loaded), 0) AS rows_loaded,
                     coalesce(sum(rows_rejected), 0) AS rows_rejected, coalesce(sum(rows_duplicate), 0) AS rows_duplicate
                FROM ingest_files WHERE batch_id = $1) t
       WHERE b.id = $1
