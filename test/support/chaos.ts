@@ -18,7 +18,7 @@ export type CrashPointName = (typeof CRASH_POINTS)[number];
 /** Rows per "big" file: its COPY text passes 64 KiB, so that mid-copy can fire. */
 export const BIG_ROWS = 600;
 
-/** --clean-source of the runs: off, delete, or mixed (each round one or the other, the final run delete). */
+/** --clean-source of the runs: off, delete, or mixed (rounds alternate, the final run deletes). */
 export const CLEAN_SOURCE_MODES = ['off', 'delete', 'mixed'] as const;
 export type CleanSourceMode = (typeof CLEAN_SOURCE_MODES)[number];
 type CleanSource = 'off' | 'delete';
@@ -194,8 +194,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       // How this round ends: a kill at a random moment, or a crash point (at the first batch that
       // reaches it, or at a chosen batch: the one to resume, the next, or one after).
       const kind: RoundRecord['kind'] = random() < 0.5 ? 'delay' : 'crash-point';
-      const cleanCoin = random();
-      const cleanSource: CleanSource = mode === 'mixed' ? (cleanCoin < 0.5 ? 'delete' : 'off') : finalCleanSource;
+      // Mixed: every other round deletes, so that both kinds certainly occur.
+      const cleanSource: CleanSource = mode === 'mixed' ? (round % 2 === 0 ? 'delete' : 'off') : finalCleanSource;
       const point = kind === 'crash-point' ? pick(CRASH_POINTS) : undefined;
       const targeted = random() >= 0.4;
       const targetDraw = random();
