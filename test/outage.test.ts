@@ -188,7 +188,7 @@ describe('database outages', () => {
       await generate(data.dir, { files: 3, rows: 200, seed: 38 });
       expect((await streamAvailableNow(data.dir + '/none', db)).code).toBe(0);
       const role = `dropstream_r_${randomBytes(4).toString('hex')}`;
-      await db.query(`CREATE ROLE ${role} LOGIN`);
+      await db.query(`CREATE ROLE ${role} LOGIN PASSWORD '${role}'`); // a password: the embedded server asks for one
       try {
         await db.query(`GRANT CREATE ON SCHEMA public TO ${role}`);
         await db.query(`GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO ${role}`);
@@ -196,6 +196,7 @@ describe('database outages', () => {
         await db.query(`REVOKE INSERT ON user_activity FROM ${role}`);
         const url = new URL(db.url);
         url.username = role;
+        url.password = role;
         await expectRetriedUntilFixed({ url: url.toString(), sqlstate: '42501', hint: 'GRANT it what the message names', fix: () => db.query(`GRANT INSERT ON user_activity TO ${role}`) });
       } finally {
         await db.query(`DROP OWNED BY ${role}`);

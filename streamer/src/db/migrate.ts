@@ -33,10 +33,11 @@ export async function migrate(client: pg.ClientBase, dir = SQL_DIR): Promise<str
       .query('CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())')
       .catch((err: { code?: string; message: string }) => {
         if (err.code !== INSUFFICIENT_PRIVILEGE) throw err;
+        // Without the SQLSTATE as its cause: a missing privilege is retried elsewhere, but this one
+        // lasts until the owner acts, so the streamer stops and says who must.
         throw new Error(
           `This database role may not apply the pending migrations (${pending.join(', ')}): ${err.message}. ` +
             'Apply them as the owner of the schema: DATABASE_URL=<owner> npm run migrate (docker compose: the migrate service)',
-          { cause: err },
         );
       });
     const newlyApplied: string[] = [];
