@@ -246,6 +246,9 @@ describe('docker-compose.yml', () => {
     expect(decodeURIComponent(url.password)).toBe(ENV_EXAMPLE.POSTGRES_PASSWORD);
     expect(url.hostname).toBe('postgres');
     expect(url.pathname).toBe(`/${ENV_EXAMPLE.POSTGRES_DB}`);
+    // Its HTTP server (0.0.0.0 inside the image) is published on the host's loopback only.
+    expect(s.ports).toEqual([`127.0.0.1:${ENV_EXAMPLE.HTTP_PORT ?? '8181'}:8181`]);
+    expect(raw.services.streamer!.ports).toEqual(['127.0.0.1:${HTTP_PORT:-8181}:8181']);
   });
 
   it('generator: the same image, starts after the streamer', () => {
