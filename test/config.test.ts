@@ -46,4 +46,12 @@ describe('streamer configuration', () => {
     expect(() => loadConfig([], { DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL must start with postgres/);
     expect(() => loadConfig(['--file-concurrency', '0'], {})).toThrow(/--file-concurrency .* must be ≥ 1/);
   });
+
+  it('the HTTP server: on 127.0.0.1:8181 by default, 0 turns it off', () => {
+    expect(loadConfig([], {})).toMatchObject({ httpPort: 8181, httpHost: '127.0.0.1' });
+    expect(loadConfig(['--http-port', '0'], { DROPSTREAM_HTTP_HOST: '0.0.0.0' })).toMatchObject({ httpPort: 0, httpHost: '0.0.0.0' });
+    expect(loadConfig([], { DROPSTREAM_HTTP_PORT: '9100' }).httpPort).toBe(9100);
+    expect(() => loadConfig(['--http-port', '65536'], {})).toThrow(/--http-port \(DROPSTREAM_HTTP_PORT\) must be ≤ 65535, got '65536'/);
+    expect(() => loadConfig(['--http-host', ' '], {})).toThrow(/--http-host \(DROPSTREAM_HTTP_HOST\) must not be empty/);
+  });
 });
