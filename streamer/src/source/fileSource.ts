@@ -212,11 +212,13 @@ export class FileSource {
   /** A name seen in input: pending unless it is the version already processed, in flight, or not data. */
   private consider(input: InputName, stats?: Stats): void {
     const { name } = input;
-    if (this.pending.has(name) || !acceptsName(name)) return;
+    if (!acceptsName(name)) return;
+    // Before the pending check: a file in flight is still pending until its batch settles.
     if (this.inFlight.has(name)) {
       this.changedInFlight.add(name); // its batch says what became of it
       return;
     }
+    if (this.pending.has(name)) return;
     if (this.opts.processed.has(name)) {
       if (!stats) return this.recheck(input);
       if (!stats.isFile() || this.isProcessed(name, stats)) return;
