@@ -3,7 +3,7 @@ import type { PlannedBatch } from '../planner.ts';
 import type { Retry } from '../retry.ts';
 import type { BatchTotals, FileResult } from '../sink/ledger.ts';
 import { saveProgress } from './history.ts';
-import { buildProgress, type BatchProgress, type Phase } from './progress.ts';
+import { buildProgress, type Phase } from './progress.ts';
 import type { StreamState } from './streamState.ts';
 
 interface Trigger {
@@ -57,7 +57,7 @@ export class ProgressReporter {
   };
 
   /** The batch is committed: its progress record is stored with it, then the stream's state (and every view) gets it. */
-  async finishTrigger(batch: PlannedBatch, results: Map<string, FileResult>, totals: BatchTotals, replay: boolean): Promise<BatchProgress> {
+  async finishTrigger(batch: PlannedBatch, results: Map<string, FileResult>, totals: BatchTotals, replay: boolean): Promise<void> {
     const { state, pool, retry, inputDir } = this.deps;
     const trigger = this.current();
     this.trigger = undefined;
@@ -80,7 +80,6 @@ export class ProgressReporter {
     this.previousBatchStartedAt = trigger.startedAt;
     await retry(`recording the progress of batch ${batch.id}`, () => saveProgress(pool, report.progress));
     state.batchFinished(report);
-    return report.progress;
   }
 
   private current(): Trigger {

@@ -67,7 +67,7 @@ interface BacklogSource {
 }
 
 /** Consecutive batches after which a growing backlog is worth a warning. */
-export const GROWTH_BATCHES = 3;
+const GROWTH_BATCHES = 3;
 
 interface TrendPoint {
   at: number;
