@@ -32,6 +32,10 @@ ENV npm_config_ignore_scripts=true
 # docker-compose.yml runs as the host user's uid instead (DROPSTREAM_UID/GID in .env).
 RUN mkdir /data && chown node:node /data
 ENV DROPSTREAM_DATA_DIR=/data
+# The HTTP server answers from outside the container only on every interface; compose publishes it
+# on the host's loopback.
+ENV DROPSTREAM_HTTP_HOST=0.0.0.0
+EXPOSE 8181
 # npm writes its logs under its cache: somewhere writable whichever uid runs the container.
 ENV npm_config_cache=/tmp/.npm npm_config_update_notifier=false
 USER node

@@ -191,7 +191,7 @@ async function main(): Promise<number> {
     let peakKb = 0;
     let sampler: NodeJS.Timeout | undefined;
     t = performance.now();
-    const streamed = await run('streamer/src/main.ts', ['--data-dir', dataDir, '--available-now', '--file-stable-ms', '0'], { DATABASE_URL: url }, (pid) => {
+    const streamed = await run('streamer/src/main.ts', ['--data-dir', dataDir, '--available-now', '--file-stable-ms', '0', '--http-port', String(await freePort())], { DATABASE_URL: url }, (pid) => {
       sampler = setInterval(() => {
         void memoryOf(pid).then((m) => {
           if (m) peakKb = Math.max(peakKb, m.hwm, m.rss);

@@ -14,7 +14,7 @@ describe('npm run bench --quick', () => {
   let report: BenchReport;
   const psql = findPsql();
   // psql's \copy when psql is installed, and always the fallback used when it is not.
-  const variants: VariantId[] = [...(psql ? (['psql-copy'] as const) : []), 'node-copy', 'insert', 'streamer'];
+  const variants: VariantId[] = [...(psql ? (['psql-copy'] as const) : []), 'node-copy', 'insert', 'streamer', 'streamer-unobserved'];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dropstream-bench-test-'));
@@ -47,6 +47,8 @@ describe('npm run bench --quick', () => {
       expect(v.rowsPerSec.median).toBeGreaterThan(0);
     }
     expect(t.ratio).toBeGreaterThan(0);
+    expect(t.observedRatio).toBeGreaterThan(0);
+    expect(t.variants.find((v) => v.id === 'streamer-unobserved')!.runs[0]!.scrapes).toBeUndefined();
     expect(t.variants.find((v) => v.id === 'streamer')!.peakRssBytes!.max).toBeGreaterThan(0);
 
     // The same events in 12 columns separated by ';'. A streamer that sets such files aside cannot
@@ -86,7 +88,7 @@ describe('npm run bench --quick', () => {
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.machine.postgres).toMatch(/^\d+/);
     expect(report.commit).not.toBe('');
-    expect(report.targets.map((c) => c.what)).toHaveLength(6);
+    expect(report.targets.map((c) => c.what)).toHaveLength(7);
   });
 
   it('writes the JSON and only the generated part of the Markdown', async () => {

@@ -64,11 +64,20 @@ describe('streamer configuration', () => {
       ['--trigger-interval-ms', 'DROPSTREAM_TRIGGER_INTERVAL_MS', 'triggerIntervalMs'],
       ['--file-stable-ms', 'DROPSTREAM_FILE_STABLE_MS', 'fileStableMs'],
       ['--copy-stall-timeout-ms', 'DROPSTREAM_COPY_STALL_TIMEOUT_MS', 'copyStallMs'],
+      ['--rescan-interval-ms', 'DROPSTREAM_RESCAN_INTERVAL_MS', 'rescanIntervalMs'],
     ] as const;
     for (const [flag, env, key] of settings) {
       expect(loadConfig([flag, '2147483647'], {})[key]).toBe(2147483647);
       expect(() => loadConfig([flag, '2147483648'], {})).toThrow(`${flag} (${env}) must be ≤ 2147483647 (about 24.8 days, the longest timer Node.js keeps), got '2147483648'`);
       expect(() => loadConfig([], { [env]: '99999999999999999999' })).toThrow(`${flag} (${env}) must be ≤ 2147483647`);
     }
+  });
+
+  it('the HTTP server: on 127.0.0.1:8181 by default, 0 turns it off', () => {
+    expect(loadConfig([], {})).toMatchObject({ httpPort: 8181, httpHost: '127.0.0.1' });
+    expect(loadConfig(['--http-port', '0'], { DROPSTREAM_HTTP_HOST: '0.0.0.0' })).toMatchObject({ httpPort: 0, httpHost: '0.0.0.0' });
+    expect(loadConfig([], { DROPSTREAM_HTTP_PORT: '9100' }).httpPort).toBe(9100);
+    expect(() => loadConfig(['--http-port', '65536'], {})).toThrow(/--http-port \(DROPSTREAM_HTTP_PORT\) must be ≤ 65535, got '65536'/);
+    expect(() => loadConfig(['--http-host', ' '], {})).toThrow(/--http-host \(DROPSTREAM_HTTP_HOST\) must not be empty/);
   });
 });

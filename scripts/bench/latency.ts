@@ -8,6 +8,7 @@ import pg from 'pg';
 import { fsyncDir } from '../../lib/durableFs.ts';
 import { CSV_HEADER, createEventSource, formatCsvLine } from '../../generator/src/events.ts';
 import { createFileNamer } from '../../generator/src/runGenerator.ts';
+import { freePort } from '../../lib/freePort.ts';
 import { countRows, freshDatabase, isWatching, makeRunDir, percentile, spawnStreamer, type Log } from './support.ts';
 
 export interface LatencySpec {
@@ -53,7 +54,7 @@ export async function measureLatency(spec: LatencySpec, opts: LatencyOptions): P
   const run = await makeRunDir(opts.workDir, []);
   const temp = join(run.dir, 'temp');
   await mkdir(temp);
-  const streamer = spawnStreamer({ dataDir: run.dir, databaseUrl: db.url, args: ['--trigger-interval-ms', '0', '--file-stable-ms', '0', ...opts.streamerArgs] });
+  const streamer = spawnStreamer({ dataDir: run.dir, databaseUrl: db.url, httpPort: await freePort(), args: ['--trigger-interval-ms', '0', '--file-stable-ms', '0', ...opts.streamerArgs] });
   const watcher = new pg.Client({ connectionString: db.url });
   const renamedAt = new Map<string, number>(); // pending: renamed, not yet seen committed
   let writing = true;

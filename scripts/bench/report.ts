@@ -66,6 +66,10 @@ export function checkTargets(r: Omit<BenchReport, 'targets' | 'rowsOk'>): Target
   if (r.throughput?.ratio != null) {
     checks.push({ what: `throughput, streamer ÷ ${r.throughput.baseline}`, target: '≥ 1.0 (aim 1.5)', measured: fixed(r.throughput.ratio, 3), met: r.throughput.ratio >= 1 });
   }
+  if (r.throughput?.observedRatio != null) {
+    const ratio = r.throughput.observedRatio;
+    checks.push({ what: 'throughput, HTTP server and metrics on ÷ off', target: '≥ 0.97 (no cost beyond noise)', measured: fixed(ratio, 3), met: ratio >= 0.97 });
+  }
   if (r.memory?.peakRssBytes) {
     const peak = r.memory.peakRssBytes.max;
     checks.push({ what: `peak RSS, ${mb(r.memory.corpus.bytes)} file`, target: '≤ 150 MB', measured: `${fixed(peak / MB, 0)} MB`, met: peak <= 150 * MB });
@@ -88,7 +92,7 @@ function corpusLine(c: CorpusInfo): string {
 }
 
 /** `base`: what the × column compares with (null: nothing), by default the first variant, then marked the baseline. */
-function variantTable(t: Pick<ThroughputResult, 'corpus' | 'variants'>, base: VariantResult | null = t.variants[0]!, versus = 'baseline'): string[] {
+function variantTable(t: Pick<ThroughputResult, 'corpus' | 'variants'> & Partial<Pick<ThroughputResult, 'observedRatio'>>, base: VariantResult | null = t.variants[0]!, versus = 'baseline'): string[] {
   const row = (v: VariantResult) =>
     `| ${v === base ? `**${v.id}** (baseline)` : v.id} | ${v.runs.length} | ${range(v.rowsPerSec, int)} | ${range(v.mbPerSec, fixed)} | ${base ? fixed(v.rowsPerSec.median / base.rowsPerSec.median, 2) : '—'} | ${v.cpuPerMillionRows ? `${fixed(v.cpuPerMillionRows.client)} + ${fixed(v.cpuPerMillionRows.server)}` : '—'} | ${v.peakRssBytes ? range(v.peakRssBytes, (b) => fixed(b / MB, 0)) : '—'} | ${v.rowsOk ? `${int(v.runs[0]?.rowsLoaded ?? 0)} ✓` : `✗ ${v.runs.map((m) => int(m.rowsLoaded)).join(', ')}`} |`;
   return [
@@ -102,6 +106,10 @@ function variantTable(t: Pick<ThroughputResult, 'corpus' | 'variants'>, base: Va
     ...t.variants
       .filter((v) => v.runs.some((m) => m.batchSeconds !== undefined))
       .map((v) => `- \`${v.id}\` wall time per run ${v.runs.map((m) => `${fixed(m.seconds, 2)} s`).join(', ')}, of which in batches ${v.runs.map((m) => `${fixed(m.batchSeconds ?? 0, 2)} s`).join(', ')} (the rest: process start, migration check, scan, exit)`),
+    ...t.variants
+      .filter((v) => v.runs.some((m) => m.scrapes !== undefined))
+      .map((v) => `- \`${v.id}\` answered ${v.runs.map((m) => m.scrapes ?? 0).join(', ')} scrapes of /metrics`),
+    ...(t.observedRatio == null ? [] : [`- observing costs: \`streamer\` ÷ \`streamer-unobserved\` = ${fixed(t.observedRatio, 3)} (medians)`]),
   ];
 }
 

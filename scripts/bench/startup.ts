@@ -4,6 +4,7 @@
 // (logged after the database commit and the checkpoint write).
 import { basename, join } from 'node:path';
 import type { History } from './corpus.ts';
+import { freePort } from '../../lib/freePort.ts';
 import { countRows, freshDatabase, isBatch, isWatching, makeRunDir, spawnStreamer, stat, withClient, type Log, type Stat } from './support.ts';
 
 export interface StartupRun {
@@ -72,8 +73,9 @@ async function runOnce(history: History, newFile: { path: string; rows: number }
       await c.query('VACUUM ANALYZE ingest_files'); // as autovacuum would have, over such a history
       await c.query('CHECKPOINT').catch(() => undefined);
     });
+    const httpPort = await freePort();
     const started = performance.now();
-    const streamer = spawnStreamer({ dataDir: dir.dir, databaseUrl: db.url, args: ['--file-stable-ms', '0', ...opts.streamerArgs], nodeArgs: opts.streamerNodeArgs });
+    const streamer = spawnStreamer({ dataDir: dir.dir, databaseUrl: db.url, httpPort, args: ['--file-stable-ms', '0', ...opts.streamerArgs], nodeArgs: opts.streamerNodeArgs });
     try {
       const watching = await streamer.waitFor(isWatching, 120_000);
       const batch = await streamer.waitFor(isBatch, 120_000);

@@ -197,17 +197,19 @@ export interface Received {
 export interface StreamerSpawn {
   dataDir: string;
   databaseUrl: string;
+  /** Its HTTP server's port (from freePort()), or 0 for none: streamers of the machine must not share one. */
+  httpPort: number;
   args: string[];
   /** Extra node flags, e.g. --cpu-prof. */
   nodeArgs?: string[];
 }
 
 /** The real CLI, as `npm run stream` runs it, with JSON logs read line by line. */
-export function spawnStreamer({ dataDir, databaseUrl, args, nodeArgs = [] }: StreamerSpawn): Streamer {
+export function spawnStreamer({ dataDir, databaseUrl, httpPort, args, nodeArgs = [] }: StreamerSpawn): Streamer {
   const rssFile = join(tmpdir(), `dropstream-bench-rss-${randomBytes(6).toString('hex')}`);
   const child = spawn(
     process.execPath,
-    [...nodeArgs, '--import', compiled('scripts/bench/peakRss.ts'), compiled('streamer/src/main.ts'), '--data-dir', dataDir, ...args],
+    [...nodeArgs, '--import', compiled('scripts/bench/peakRss.ts'), compiled('streamer/src/main.ts'), '--data-dir', dataDir, '--http-port', String(httpPort), ...args],
     { cwd: ROOT, env: { ...process.env, DATABASE_URL: databaseUrl, LOG_FORMAT: 'json', LOG_LEVEL: 'info', BENCH_RSS_FILE: rssFile }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   // 'close', not 'exit': by then every line the process wrote has been read.

@@ -10,17 +10,22 @@ import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { freePort } from '../../lib/freePort.ts';
 import { corpusInfo, type Corpus, type CorpusInfo } from './corpus.ts';
 import { checkpoint, countRows, freshDatabase, startCpuMeter, isBatch, makeRunDir, spawnStreamer, stat, withClient, type CpuSeconds, type Log, type Stat } from './support.ts';
 
-export type VariantId = 'psql-copy' | 'node-copy' | 'insert' | 'streamer';
+export type VariantId = 'psql-copy' | 'node-copy' | 'insert' | 'streamer' | 'streamer-unobserved';
 
 export const VARIANT_LABELS: Record<VariantId, string> = {
   'psql-copy': 'psql \\copy, one connection, one file after another',
   'node-copy': 'COPY FROM STDIN (csv) from Node with pg-copy-streams, one connection (stands in for psql \\copy: psql not installed)',
   insert: 'multi-row INSERT from Node, 1000 rows per statement, one transaction per file (as a Spark JDBC sink)',
-  streamer: 'npm run stream -- --available-now (validation, dedupe, exactly once)',
+  streamer: 'npm run stream -- --available-now (validation, dedupe, exactly once), its HTTP server on (the default) and /metrics scraped every second',
+  'streamer-unobserved': 'the same with --http-port 0: no HTTP server, no metrics (the cost of observing, by difference)',
 };
+
+/** How often the bench scrapes /metrics of a streamer whose HTTP server is on (Prometheus' default is 15 s). */
+const SCRAPE_MS = 1000;
 
 export interface RunMeasure {
   seconds: number;
@@ -29,6 +34,8 @@ export interface RunMeasure {
   peakRssBytes?: number;
   /** Streamer only: the sum of its batches' own durations; the rest of `seconds` is start-up and exit. */
   batchSeconds?: number;
+  /** Streamer with its HTTP server on: scrapes of /metrics answered during the run. */
+  scrapes?: number;
   /**
    * CPU seconds of the loading client (the streamer or psql process, or the bench itself for the
    * in-process variants) and of the whole PostgreSQL server, when it runs on this Linux machine.
@@ -58,6 +65,8 @@ export interface ThroughputResult {
   variants: VariantResult[];
   /** Median rows/s of the streamer ÷ median rows/s of the baseline (the first variant). */
   ratio: number | null;
+  /** Median rows/s of the streamer ÷ that of streamer-unobserved, when both ran. */
+  observedRatio: number | null;
 }
 
 /** The streamer alone on a corpus in another layout, for comparison with its rows/s on the canonical one. */
@@ -94,11 +103,13 @@ export async function measureThroughput(corpus: Corpus, opts: ThroughputOptions)
   const variants = opts.variants.map((id) => summarize(id, runs.get(id)!, corpus));
   const baseline = variants[0]!;
   const streamer = variants.find((v) => v.id === 'streamer');
+  const unobserved = variants.find((v) => v.id === 'streamer-unobserved');
   return {
     corpus: corpusInfo(corpus),
     baseline: baseline.id,
     variants,
     ratio: streamer && streamer !== baseline ? streamer.rowsPerSec.median / baseline.rowsPerSec.median : null,
+    observedRatio: streamer && unobserved ? streamer.rowsPerSec.median / unobserved.rowsPerSec.median : null,
   };
 }
 
@@ -239,23 +250,40 @@ const LOADERS: Record<VariantId, Loader> = {
   },
 
   /** The real CLI in a child process; its wall time includes start-up, migration check and exit. */
-  async streamer(url, corpus, opts) {
-    const run = await makeRunDir(opts.workDir, corpus.paths);
-    try {
-      const started = performance.now();
-      const streamer = spawnStreamer({
-        dataDir: run.dir,
-        databaseUrl: url,
-        args: ['--available-now', '--file-stable-ms', '0', ...opts.streamerArgs],
-        nodeArgs: opts.streamerNodeArgs,
-      });
-      const { code, signal } = await streamer.exited;
-      const seconds = (performance.now() - started) / 1000;
-      if (code !== 0) throw new Error(`the streamer exited with ${signal ?? code}:\n${streamer.output().slice(-3000)}`);
-      const batchMs = streamer.lines().filter(isBatch).reduce((sum, l) => sum + Number(l.durationMs), 0);
-      return { seconds, peakRssBytes: await streamer.peakRssBytes(), batchSeconds: batchMs / 1000 };
-    } finally {
-      await run.remove();
-    }
-  },
+  streamer: (url, corpus, opts) => runStreamer(url, corpus, opts, true),
+  'streamer-unobserved': (url, corpus, opts) => runStreamer(url, corpus, opts, false),
 };
+
+/** `observed`: its HTTP server on, as by default, and /metrics scraped every SCRAPE_MS while it runs. */
+async function runStreamer(url: string, corpus: Corpus, opts: ThroughputOptions, observed: boolean): Promise<Partial<RunMeasure>> {
+  const run = await makeRunDir(opts.workDir, corpus.paths);
+  const httpPort = observed ? await freePort() : 0;
+  let scrapes = 0;
+  const scrape = async () => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
+      if (res.ok && (await res.text()).includes('dropstream_rows_total')) scrapes++;
+    } catch {
+      // not listening yet, or gone
+    }
+  };
+  try {
+    const started = performance.now();
+    const streamer = spawnStreamer({
+      dataDir: run.dir,
+      databaseUrl: url,
+      httpPort,
+      args: ['--available-now', '--file-stable-ms', '0', ...opts.streamerArgs],
+      nodeArgs: opts.streamerNodeArgs,
+    });
+    const scraper = observed ? setInterval(scrape, SCRAPE_MS) : undefined;
+    const { code, signal } = await streamer.exited;
+    clearInterval(scraper);
+    const seconds = (performance.now() - started) / 1000;
+    if (code !== 0) throw new Error(`the streamer exited with ${signal ?? code}:\n${streamer.output().slice(-3000)}`);
+    const batchMs = streamer.lines().filter(isBatch).reduce((sum, l) => sum + Number(l.durationMs), 0);
+    return { seconds, peakRssBytes: await streamer.peakRssBytes(), batchSeconds: batchMs / 1000, ...(observed && { scrapes }) };
+  } finally {
+    await run.remove();
+  }
+}

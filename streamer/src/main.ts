@@ -8,6 +8,9 @@ import { openDatabase } from './db/openDatabase.ts';
 import { createPool, withClient } from './db/pool.ts';
 import { InFlight } from './inFlight.ts';
 import { runStreamer } from './loop.ts';
+import { startHttpServer, type HttpServer } from './observe/httpServer.ts';
+import { logProgress } from './observe/logProgress.ts';
+import { StreamState } from './observe/streamState.ts';
 import { retryTransient } from './retry.ts';
 
 let lock: DataDirLock | undefined;
@@ -64,9 +67,13 @@ async function main(): Promise<number> {
   if (!cfg.databaseUrl) log.info(`connect with: psql ${database.url}`);
 
   const pool = createPool(database.url, cfg.fileConcurrency, log);
+  const state = new StreamState(cfg.availableNow ? 'available-now' : 'continuous');
+  logProgress(state, log);
+  let http: HttpServer | undefined;
   try {
-    await retryTransient(() => withClient(pool, migrate), { signal: stop.signal, log, what: 'migrating the schema' });
-    await runStreamer({ cfg, pool, log, signal: stop.signal, inFlight });
+    http = await startHttpServer({ cfg, pool, state, log });
+    await retryTransient(() => withClient(pool, migrate), { signal: stop.signal, log, what: 'migrating the schema', onRetry: state.retried });
+    await runStreamer({ cfg, pool, log, signal: stop.signal, state, inFlight });
     log.info(stop.signal.aborted ? `stopped: ${inFlight.describe()}` : 'stopped');
     return 0;
   } catch (err) {
@@ -77,6 +84,7 @@ async function main(): Promise<number> {
     log.fatal({ err }, `the streamer stopped: ${(err as Error).message}; ${inFlight.describe()}`);
     return 1;
   } finally {
+    await http?.close();
     // A load cut short by the stop may still hold a connection: its transaction dies with us.
     await Promise.race([pool.end(), sleep(5_000)]);
     await database.stop();

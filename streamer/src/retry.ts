@@ -57,11 +57,13 @@ export function isTransient(err: unknown): boolean {
   return classifyError(err) === 'transient';
 }
 
+export const DATABASE_UNAVAILABLE = 'database unavailable';
+
 /** Why a transient error happened, for the retry log. */
 function transientCause(err: unknown): string {
   const e = err as { code?: string; path?: string; dest?: string };
   if (e.code && DISK_FULL[e.code]) return `disk full (${DISK_FULL[e.code]}) at ${e.dest ?? e.path ?? 'an unknown path'}`;
-  return 'database unavailable';
+  return DATABASE_UNAVAILABLE;
 }
 
 /** Runs work until it succeeds, waiting out transient and operational errors; `what` names it in the log. */
@@ -80,6 +82,8 @@ export interface RetryOptions {
   log: Logger;
   /** What is being retried, for the log. */
   what: string;
+  /** Told of every failed attempt that is retried (the stream's state counts them); `database`: the database's fault, not a full disk. */
+  onRetry?: (what: string, cause: string, err: Error, database: boolean) => void;
 }
 
 const retried: ReadonlySet<ErrorKind> = new Set(['transient', 'operational']);
@@ -102,9 +106,15 @@ export async function retryTransient<T>(work: () => Promise<T>, opts: RetryOptio
       shouldRetry: ({ error }) => !opts.signal.aborted && retried.has(classifyError(error)),
       onFailedAttempt: ({ error, attemptNumber }) => {
         const kind = classifyError(error);
-        if (kind === 'transient') opts.log.warn({ attempt: attemptNumber, err: error.message }, `${opts.what} failed: ${transientCause(error)}, retrying`);
+        if (kind === 'transient') {
+          const cause = transientCause(error);
+          opts.log.warn({ attempt: attemptNumber, err: error.message }, `${opts.what} failed: ${cause}, retrying`);
+          opts.onRetry?.(opts.what, cause, error, cause === DATABASE_UNAVAILABLE);
+        }
         if (kind === 'operational') {
-          opts.log.warn({ attempt: attemptNumber, err: error.message, sqlstate: sqlState(error) }, `${opts.what} failed: ${describeDatabaseError(error)}; retrying`);
+          const cause = describeDatabaseError(error);
+          opts.log.warn({ attempt: attemptNumber, err: error.message, sqlstate: sqlState(error) }, `${opts.what} failed: ${cause}; retrying`);
+          opts.onRetry?.(opts.what, cause, error, true);
         }
       },
     });

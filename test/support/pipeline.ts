@@ -41,11 +41,14 @@ export function killLeftovers(): void {
   running.clear();
 }
 
-/** Starts one of the project's programs (its source path, e.g. 'streamer/src/main.ts') compiled, as its npm script does. */
+/**
+ * Starts one of the project's programs (its source path, e.g. 'streamer/src/main.ts') compiled, as its npm script does.
+ * Without its HTTP server unless `--http-port` or DROPSTREAM_HTTP_PORT says otherwise: streamers run side by side.
+ */
 export function spawnProgram(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, [compiled(script), ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOG_FORMAT: 'json', ...env },
+    env: { ...process.env, LOG_FORMAT: 'json', DROPSTREAM_HTTP_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
@@ -127,6 +130,15 @@ export async function waitForOutput(child: ChildProcess & { output: () => string
   while (!child.output().includes(text)) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`exited before '${text}':\n${child.output()}`);
     if (Date.now() - start > timeoutMs) throw new Error(`no '${text}' after ${timeoutMs} ms:\n${child.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Waits until `check` holds, polling every 100 ms; fails naming `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
