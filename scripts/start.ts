@@ -8,6 +8,7 @@ import type { EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
 import { compiled } from '../lib/paths.ts';
 import { ConfigError, loadConfig } from '../streamer/src/config.ts';
 import { openDatabase } from '../streamer/src/db/openDatabase.ts';
+import { localUrl } from '../streamer/src/observe/localUrl.ts';
 
 const log = createLogger('dropstream');
 
@@ -28,6 +29,7 @@ try {
   process.exit(1);
 }
 log.info(`query the data with: psql ${database.url}`);
+if (cfg.httpPort !== 0) log.info(`watch the stream at: ${localUrl(cfg.httpHost, cfg.httpPort)} (status, progress, rejects, metrics)`);
 
 // Each child gets its own process group, so that a Ctrl-C reaches it once: from us.
 const run = (script: string, args: string[]): ChildProcess =>

@@ -1,22 +1,27 @@
-// `npm run status`: where the stream stands. Reads the database's ledger, the checkpoint and the
-// input and quarantine directories; changes nothing. Takes the streamer's flags and variables
-// (--data-dir, DATABASE_URL, --pg-port, …) plus --json.
+// `npm run status`: where the stream stands. A streamer running on this data directory answers
+// itself (its /api/status: the same figures, plus its live state); otherwise this reads the
+// database's ledger, the checkpoint and the input and quarantine directories. Changes nothing.
+// Takes the streamer's flags and variables (--data-dir, DATABASE_URL, --pg-port, --http-port, …) plus --json.
 import pg from 'pg';
 import type { EmbeddedDatabase } from '../lib/embeddedPostgres.ts';
-import { ConfigError, loadConfig, usage } from '../streamer/src/config.ts';
+import { ConfigError, loadConfig, usage, type StreamerConfig } from '../streamer/src/config.ts';
 import { openDatabase } from '../streamer/src/db/openDatabase.ts';
+import type { LiveStatus } from '../streamer/src/observe/httpServer.ts';
+import { localUrl } from '../streamer/src/observe/localUrl.ts';
 import { formatStatus } from '../streamer/src/status/formatStatus.ts';
 import { readStatus } from '../streamer/src/status/readStatus.ts';
 
 const HELP = `Usage: npm run status -- [--json] [streamer options]
 
 Prints where the stream stands: the last committed batch and whether the checkpoint agrees,
-files pending in input/, recent batches, files set aside, and totals.
+files pending in input/, recent batches, files set aside, and totals. While a streamer runs on
+this data directory (its HTTP server at --http-host:--http-port), it is asked instead, and its
+live state is shown too: heartbeat, last error, backlog growth, figures since it started.
 
   --json                   print the status as JSON
   -h, --help               print this help
 
-It reads the same settings as the streamer (only --data-dir and --pg-port matter here):
+It reads the same settings as the streamer (only --data-dir, --pg-port, --http-host and --http-port matter here):
 
 ${usage()}`;
 
@@ -33,6 +38,12 @@ async function main(argv: string[]): Promise<number> {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
     return 2;
+  }
+
+  const live = await askStreamer(cfg);
+  if (live) {
+    process.stdout.write(json ? `${JSON.stringify(live, null, 2)}\n` : formatStatus(live));
+    return 0;
   }
 
   let database: EmbeddedDatabase;
@@ -56,6 +67,19 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await client.end().catch(() => undefined);
     await database.stop();
+  }
+}
+
+/** The running streamer's own status, when one serves this data directory; undefined otherwise. */
+async function askStreamer(cfg: StreamerConfig): Promise<LiveStatus | undefined> {
+  if (cfg.httpPort === 0) return undefined;
+  try {
+    const res = await fetch(new URL('api/status', localUrl(cfg.httpHost, cfg.httpPort)), { signal: AbortSignal.timeout(3000) });
+    if (!res.ok) return undefined;
+    const status = (await res.json()) as LiveStatus;
+    return status.dataDir === cfg.dataDir && status.stream ? status : undefined;
+  } catch {
+    return undefined; // no streamer there, or not one of ours
   }
 }
 

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { BINARY_HEADER, RowTail, writeEventRow } from '../streamer/src/reader/copyBinary.ts';
 import { CopyBuffer } from '../streamer/src/reader/copyBuffer.ts';
 import { eventText } from '../streamer/src/reader/copyText.ts';
+import { EventTimes, isoFromSeconds2000 } from '../streamer/src/reader/eventTimes.ts';
 import { FastRows } from '../streamer/src/reader/fastRow.ts';
 import { mapHeader, type ColumnMap } from '../streamer/src/reader/columns.ts';
 import { parseTimestamp } from '../streamer/src/reader/parseTimestamp.ts';
@@ -199,18 +200,26 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
 
   it('every line the fast path takes comes out byte for byte as the validator\'s row is written', () => {
     const map = mapHeader(header) as ColumnMap;
-    const fast = new FastRows(map, DEFAULT_EVENT_TYPES, tail);
+    const times = new EventTimes();
+    const fast = new FastRows(map, DEFAULT_EVENT_TYPES, tail, times);
     let taken = 0;
     fc.assert(
       fc.property(row, fc.boolean(), (fields, extraComma) => {
         const line = fields.join(',') + (extraComma ? ',' : '');
         const out = new CopyBuffer();
         const bytes = Buffer.from(`x${line}y`);
-        if (!fast.write(bytes, 1, bytes.length - 1, 42, out)) return;
+        const before = times.count;
+        if (!fast.write(bytes, 1, bytes.length - 1, 42, out)) return expect(times.count).toBe(before);
         taken++;
         const slow = validateRow(line.split(','), { map, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' });
         expect(slow).not.toBeInstanceOf(RowRejection);
         expect(out.take().equals(slowBytes(slow as EventRow, 42))).toBe(true);
+        // Its event time is counted once, as the instant the validator read.
+        const instant = new EventTimes();
+        instant.add((slow as EventRow).eventTime.seconds + (slow as EventRow).eventTime.micros / 1e6);
+        expect(times.count).toBe(before + 1);
+        expect(times.max).toBeGreaterThanOrEqual(instant.max);
+        expect(times.min).toBeLessThanOrEqual(instant.min);
       }),
       { numRuns: 3000 },
     );
@@ -227,7 +236,9 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
       const map = mapHeader([...cols]) as ColumnMap;
       const out = new CopyBuffer();
       out.writeAll(BINARY_HEADER);
-      expect(new FastRows(map, DEFAULT_EVENT_TYPES, tail).write(Buffer.from(text), 0, text.length, 7, out)).toBe(true);
+      const times = new EventTimes();
+      expect(new FastRows(map, DEFAULT_EVENT_TYPES, tail, times).write(Buffer.from(text), 0, text.length, 7, out)).toBe(true);
+      expect([times.count, isoFromSeconds2000(times.min), isoFromSeconds2000(times.mean)]).toEqual([1, '2026-11-21T10:15:30.123Z', '2026-11-21T10:15:30.123Z']);
       out.int16(-1);
       expect(decodeCopyBinary(out.take())).toEqual([
         ['0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b', 'user_0042', 'purchase', 'SKU-1042', '19.99', '2', '2026-11-21T10:15:30.123000Z', 'f.csv', '7', '9'],

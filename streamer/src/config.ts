@@ -25,6 +25,8 @@ const SETTINGS = {
   'column-aliases': { env: 'DROPSTREAM_COLUMN_ALIASES', default: '', help: "more header names per column, e.g. 'event_time=when,at;user_id=shopper'" },
   'default-time-zone': { env: 'DROPSTREAM_DEFAULT_TIME_ZONE', default: 'UTC', help: 'zone of timestamps written without one: UTC, an IANA name (Europe/Paris) or an offset (+02:00)' },
   'pg-port': { env: 'DROPSTREAM_PG_PORT', default: '54329', help: 'port of the embedded PostgreSQL (used when DATABASE_URL is not set)' },
+  'http-port': { env: 'DROPSTREAM_HTTP_PORT', default: '8181', help: 'port of the HTTP server: /livez, /readyz, /api/status, /api/progress, /api/rejects, /metrics; 0 = no server' },
+  'http-host': { env: 'DROPSTREAM_HTTP_HOST', default: '127.0.0.1', help: 'address the HTTP server listens on (0.0.0.0: every interface, as in a container)' },
 } as const;
 type SettingName = keyof typeof SETTINGS;
 const BOOLEAN_FLAGS: ReadonlySet<string> = new Set(['poll', 'available-now', 'rebuild-checkpoint', 'recursive']);
@@ -63,6 +65,8 @@ const schema = z.object({
   'copy-stall-timeout-ms': wholeNumber(1000),
   'rebuild-checkpoint': boolean,
   'pg-port': wholeNumber(1).refine((n) => n <= 65535, 'must be ≤ 65535'),
+  'http-port': wholeNumber(0).refine((n) => n <= 65535, 'must be ≤ 65535'),
+  'http-host': z.string().trim().min(1, 'must not be empty'),
   recursive: boolean,
   'event-types': z
     .string()
@@ -112,6 +116,9 @@ export interface StreamerConfig {
   /** Unset: the embedded PostgreSQL under dataDir is used. */
   databaseUrl: string | undefined;
   embeddedPgPort: number;
+  /** 0: no HTTP server. */
+  httpPort: number;
+  httpHost: string;
   triggerIntervalMs: number;
   maxFilesPerBatch: number;
   maxBytesPerBatch: number;
@@ -178,6 +185,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     archiveDir: `${v['data-dir']}/archive`,
     databaseUrl,
     embeddedPgPort: v['pg-port'],
+    httpPort: v['http-port'],
+    httpHost: v['http-host'],
     triggerIntervalMs: v['trigger-interval-ms'],
     maxFilesPerBatch: v['max-files-per-batch'],
     maxBytesPerBatch: v['max-bytes-per-batch'],

@@ -6,6 +6,9 @@ import { migrate } from './db/migrate.ts';
 import { openDatabase } from './db/openDatabase.ts';
 import { createPool, withClient } from './db/pool.ts';
 import { runStreamer } from './loop.ts';
+import { startHttpServer, type HttpServer } from './observe/httpServer.ts';
+import { logProgress } from './observe/logProgress.ts';
+import { StreamState } from './observe/streamState.ts';
 import { retryTransient } from './retry.ts';
 
 async function main(): Promise<number> {
@@ -42,9 +45,13 @@ async function main(): Promise<number> {
   if (!cfg.databaseUrl) log.info(`connect with: psql ${database.url}`);
 
   const pool = createPool(database.url, cfg.fileConcurrency, log);
+  const state = new StreamState(cfg.availableNow ? 'available-now' : 'continuous');
+  logProgress(state, log);
+  let http: HttpServer | undefined;
   try {
-    await retryTransient(() => withClient(pool, migrate), { signal: stop.signal, log, what: 'migrating the schema' });
-    await runStreamer({ cfg, pool, log, signal: stop.signal });
+    http = await startHttpServer({ cfg, pool, state, log });
+    await retryTransient(() => withClient(pool, migrate), { signal: stop.signal, log, what: 'migrating the schema', onRetry: state.retried });
+    await runStreamer({ cfg, pool, log, signal: stop.signal, state });
     log.info('stopped');
     return 0;
   } catch (err) {
@@ -55,6 +62,7 @@ async function main(): Promise<number> {
     log.fatal({ err }, `the streamer stopped: ${(err as Error).message}`);
     return 1;
   } finally {
+    await http?.close();
     // A load cut short by the stop may still hold a connection: its transaction dies with us.
     await Promise.race([pool.end(), sleep(5_000)]);
     await database.stop();

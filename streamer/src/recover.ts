@@ -21,6 +21,7 @@ export async function recover(ctx: BatchContext, processed: ReadonlyMap<string, 
     const files = latest.batch.files
       .map((f) => ({ ...f, path: inputPath(cfg.inputDir, f) }))
       .filter((f) => existsSync(f.path) || (log.warn({ file: f.name }, 'a file of the resumed batch is gone'), false));
+    ctx.progress.startTrigger();
     await runBatch(ctx, { ...latest.batch, files }, true);
   }
   if (cfg.cleanSource !== 'off') await retireLeftovers(ctx, processed);

@@ -5,6 +5,7 @@ const DATABASE_CODES = new Set(['COPY_STALLED', 'ECONNREFUSED', 'ECONNRESET', 'E
 // Connection exceptions, shutdowns, out of resources, lock and serialization conflicts.
 const DATABASE_SQLSTATE = /^(08|53|57P0[1-3]|40001|40P01|55P03|55006)/;
 const DISK_FULL: Readonly<Record<string, string>> = { ENOSPC: 'no space left', EDQUOT: 'disk quota exceeded' };
+export const DATABASE_UNAVAILABLE = 'database unavailable';
 
 /**
  * Why an error will go away by itself, for the retry log: the database is down, restarting or
@@ -13,8 +14,8 @@ const DISK_FULL: Readonly<Record<string, string>> = { ENOSPC: 'no space left', E
 export function transientCause(err: unknown): string | undefined {
   const e = err as { code?: string; message?: string; path?: string; dest?: string };
   if (e.code && DISK_FULL[e.code]) return `disk full (${DISK_FULL[e.code]}) at ${e.dest ?? e.path ?? 'an unknown path'}`;
-  if (e.code && (DATABASE_CODES.has(e.code) || DATABASE_SQLSTATE.test(e.code))) return 'database unavailable';
-  if (/Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Connection closed/i.test(e.message ?? '')) return 'database unavailable';
+  if (e.code && (DATABASE_CODES.has(e.code) || DATABASE_SQLSTATE.test(e.code))) return DATABASE_UNAVAILABLE;
+  if (/Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Connection closed/i.test(e.message ?? '')) return DATABASE_UNAVAILABLE;
   return undefined;
 }
 
@@ -31,6 +32,8 @@ export interface RetryOptions {
   log: Logger;
   /** What is being retried, for the log. */
   what: string;
+  /** Told of every failed attempt that is retried (the stream's state counts them). */
+  onRetry?: (what: string, cause: string, err: Error) => void;
 }
 
 /**
@@ -48,6 +51,7 @@ export async function retryTransient<T>(work: () => Promise<T>, opts: RetryOptio
     onFailedAttempt: ({ error, attemptNumber }) => {
       const cause = transientCause(error);
       if (cause) opts.log.warn({ attempt: attemptNumber, err: error.message }, `${opts.what} failed: ${cause}, retrying`);
+      if (cause) opts.onRetry?.(opts.what, cause, error);
     },
   });
 }

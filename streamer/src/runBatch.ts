@@ -5,10 +5,11 @@ import type { Logger } from '../../lib/log.ts';
 import type { Checkpoint } from './checkpoint/checkpoint.ts';
 import type { StreamerConfig } from './config.ts';
 import { crashPoint } from './crashPoint.ts';
+import type { ProgressReporter } from './observe/progressReporter.ts';
 import type { PlannedBatch } from './planner.ts';
 import type { SourceFile } from './reader/fileReader.ts';
 import type { Retry } from './retry.ts';
-import { beginBatch, committedFilesOfBatch, finishBatch, type BatchTotals, type FileResult } from './sink/ledger.ts';
+import { beginBatch, committedFilesOfBatch, finishBatch, type FileResult } from './sink/ledger.ts';
 import { loadFile, type SinkContext } from './sink/loadFile.ts';
 import { quarantine } from './sink/quarantine.ts';
 import type { FileSource } from './source/fileSource.ts';
@@ -26,6 +27,8 @@ export interface BatchContext {
   queue: PQueue;
   /** Runs database and disk work until it succeeds, waiting out outages and full disks. */
   retry: Retry;
+  /** Times the phases of each trigger and reports each committed batch. */
+  progress: ProgressReporter;
 }
 
 const PROCESSED: ReadonlySet<string> = new Set(['loaded', 'empty', 'duplicate']);
@@ -36,25 +39,26 @@ const PROCESSED: ReadonlySet<string> = new Set(['loaded', 'empty', 'duplicate'])
  * log. A replay (the batch was cut short) skips what the database already committed.
  */
 export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: boolean): Promise<void> {
-  const { pool, checkpoint, source, retry } = ctx;
-  const started = performance.now();
-  if (!replay) await retry(`writing the offsets of batch ${batch.id}`, () => checkpoint.writeOffsets(batch));
+  const { pool, checkpoint, source, retry, progress } = ctx;
+  if (!replay) await progress.timed('walCommit', () => retry(`writing the offsets of batch ${batch.id}`, () => checkpoint.writeOffsets(batch)));
   crashPoint('after-offsets', batch.id);
   source.take(batch.files);
   const bytes = batch.files.reduce((sum, f) => sum + f.size, 0);
-  const results = await retry(`batch ${batch.id}`, async () => {
-    await beginBatch(pool, batch.id, batch.files.length, bytes);
-    const committed = await committedFilesOfBatch(pool, batch.id);
-    return settleAll(batch.files.map((f) => committed.get(f.name) ?? ctx.queue.add(() => loadFile(ctx.sink, f, batch.id))));
-  });
+  const results = await progress.timed('addBatch', () =>
+    retry(`batch ${batch.id}`, async () => {
+      await beginBatch(pool, batch.id, batch.files.length, bytes);
+      const committed = await committedFilesOfBatch(pool, batch.id);
+      return settleAll(batch.files.map((f) => committed.get(f.name) ?? ctx.queue.add(() => loadFile(ctx.sink, f, batch.id)).then(progress.committed)));
+    }),
+  );
   if (replay) await finishQuarantines(ctx, batch, results);
-  const totals = await retry(`finishing batch ${batch.id}`, () => finishBatch(pool, batch.id));
+  const totals = await progress.timed('ledgerCommit', () => retry(`finishing batch ${batch.id}`, () => finishBatch(pool, batch.id)));
   crashPoint('after-db-commit', batch.id);
-  await retry(`writing the commit record of batch ${batch.id}`, () => checkpoint.writeCommit(batch.id, totals));
+  await progress.timed('commitOffsets', () => retry(`writing the commit record of batch ${batch.id}`, () => checkpoint.writeCommit(batch.id, totals)));
   source.settle(batch.files, (name) => results.get(name)?.status);
   await retireCommitted(ctx, batch.files.filter((f) => PROCESSED.has(results.get(f.name)?.status ?? '')));
   logNewVersions(ctx.log, [...results.values()]);
-  logBatch(ctx.log, batch, [...results.values()], totals, performance.now() - started);
+  await progress.finishTrigger(batch, results, totals, replay);
 }
 
 /**
@@ -100,24 +104,4 @@ async function settleAll(work: Array<FileResult | Promise<FileResult>>): Promise
   const failed = settled.find((s) => s.status === 'rejected');
   if (failed) throw (failed as PromiseRejectedResult).reason;
   return new Map(settled.map((s) => [(s as PromiseFulfilledResult<FileResult>).value.name, (s as PromiseFulfilledResult<FileResult>).value]));
-}
-
-/** The one log line of a batch, with its figures. */
-function logBatch(log: Logger, batch: PlannedBatch, results: FileResult[], totals: BatchTotals, ms: number): void {
-  const notLoaded = results.filter((r) => r.status !== 'loaded').map((r) => ({ file: r.name, status: r.status, reason: r.reason }));
-  log.info(
-    {
-      batch: batch.id,
-      files: totals.files,
-      bytes: totals.bytes,
-      rowsRead: totals.rowsRead,
-      rowsLoaded: totals.rowsLoaded,
-      rowsRejected: totals.rowsRejected,
-      rowsDuplicate: totals.rowsDuplicate,
-      durationMs: Math.round(ms),
-      rowsPerSec: Math.round((totals.rowsRead * 1000) / Math.max(ms, 1)),
-      ...(notLoaded.length > 0 && { notLoaded }),
-    },
-    `batch ${batch.id}: ${totals.files} files, ${totals.rowsLoaded} rows loaded, ${totals.rowsRejected} rejected, ${totals.rowsDuplicate} duplicate in ${Math.round(ms)} ms`,
-  );
 }

@@ -41,11 +41,14 @@ export function killLeftovers(): void {
   running.clear();
 }
 
-/** Starts one of the project's programs (its source path, e.g. 'streamer/src/main.ts') compiled, as its npm script does. */
+/**
+ * Starts one of the project's programs (its source path, e.g. 'streamer/src/main.ts') compiled, as its npm script does.
+ * Without its HTTP server unless `--http-port` or DROPSTREAM_HTTP_PORT says otherwise: streamers run side by side.
+ */
 export function spawnProgram(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, [compiled(script), ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOG_FORMAT: 'json', ...env },
+    env: { ...process.env, LOG_FORMAT: 'json', DROPSTREAM_HTTP_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

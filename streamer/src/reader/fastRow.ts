@@ -1,6 +1,7 @@
 import { COLUMNS, type ColumnMap } from './columns.ts';
 import { decodeUuid, int4Field, numericField, ROW_FIELDS, textField, timestamptzField, uuidField, type RowTail } from './copyBinary.ts';
 import type { CopyBuffer } from './copyBuffer.ts';
+import type { EventTimes } from './eventTimes.ts';
 import { daysInMonth, fractionMicros, secondsSince2000 } from './parseTimestamp.ts';
 import { roundedCents } from './validateRow.ts';
 
@@ -102,6 +103,7 @@ export class FastRows {
     private readonly map: ColumnMap,
     eventTypes: ReadonlySet<string>,
     private readonly tail: RowTail,
+    private readonly times: EventTimes,
   ) {
     this.source = COLUMNS.map((c) => map.index[c]);
     this.fieldStart = new Int32Array(map.width + 1);
@@ -151,6 +153,7 @@ export class FastRows {
     int4Field(out, count);
     timestamptzField(out, seconds, this.fraction.micros);
     this.tail.write(out, line);
+    this.times.add(seconds + this.fraction.micros / 1e6);
     return true;
   }
   private isType(b: Buffer, s: number, e: number): boolean {

@@ -7,6 +7,7 @@ import { mapHeader, type Column, type ColumnMap } from './columns.ts';
 import { BINARY_HEADER, BINARY_TRAILER, RowTail, writeEventRow } from './copyBinary.ts';
 import { CopyBuffer } from './copyBuffer.ts';
 import { escapeCopy, eventText } from './copyText.ts';
+import { EventTimes } from './eventTimes.ts';
 import { FastRows } from './fastRow.ts';
 import { LineSplitter } from './lineSplitter.ts';
 import { isBadRecord, lineFault, RecordAssembler, type SplitItem } from './recordAssembler.ts';
@@ -67,6 +68,8 @@ const isUtf16 = (chunk: Buffer) => chunk.length >= 2 && ((chunk[0] === 0xff && c
  */
 export class FileReader {
   readonly counts: ReadCounts = { bytes: 0, rowsRead: 0, rowsValid: 0, rowsRejected: 0, fingerprint: '', ignoredColumns: [], empty: false };
+  /** Of the valid rows whose instant is known here (not zone-less ones in a named zone: PostgreSQL places those). */
+  readonly eventTimes = new EventTimes();
   private readonly out = new CopyBuffer();
   private readonly assembler = new RecordAssembler();
   private readonly items: SplitItem[] = [];
@@ -150,6 +153,7 @@ export class FileReader {
         this.rejects.add(`${this.fileColumn.slice(1)}${item.line}\t${escapeCopy(item.raw)}\t${escapeCopy(row.reason)}\t${this.batchId}\n`);
       } else {
         this.counts.rowsValid++;
+        if (!Number.isNaN(row.eventTime.seconds)) this.eventTimes.add(row.eventTime.seconds + row.eventTime.micros / 1e6);
         if (this.binary) writeEventRow(this.out, row, this.tail, item.line);
         else this.out.writeString(eventText(row) + this.fileColumn + item.line + this.rowEnd + (this.withRaw ? `${escapeCopy(item.raw)}\n` : ''));
       }
@@ -163,7 +167,7 @@ export class FileReader {
     if ('error' in mapped) throw new FileRejectedError(mapped.error);
     this.map = mapped;
     this.counts.ignoredColumns = mapped.ignored;
-    const fast = new FastRows(mapped, this.rules.eventTypes, this.tail);
+    const fast = new FastRows(mapped, this.rules.eventTypes, this.tail, this.eventTimes);
     if (fast.usable && this.binary) this.fast = fast;
   }
 }

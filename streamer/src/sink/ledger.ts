@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { PlannedBatch } from '../planner.ts';
+import type { EventTimes } from '../reader/eventTimes.ts';
 import type { SourceFile } from '../reader/fileReader.ts';
 
 /** What became of a file. 'changed': it changed while being read, and is left for a later batch. */
@@ -16,6 +17,8 @@ export interface FileResult {
   reason?: string;
   /** n for the n-th processed version of the name (see ProcessedVersion); unset for a file set aside. */
   version?: number;
+  /** Of the rows read in this run (unset for a file not read, or committed by an earlier run). */
+  eventTimes?: EventTimes;
 }
 
 export interface BatchTotals {

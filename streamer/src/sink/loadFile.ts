@@ -125,6 +125,7 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
         rowsLoaded,
         rowsRejected: counts.rowsRejected + conflicting,
         rowsDuplicate: counts.rowsValid - rowsLoaded - conflicting,
+        eventTimes: reader.eventTimes,
       };
       const version = await recordFile(client, file, counts.fingerprint, result, batchId);
       if (version === false) {

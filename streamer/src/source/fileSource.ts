@@ -33,6 +33,13 @@ const HEAL_MS = 1000;
 /** Processed files stat-ed per turn of the event loop during a rescan (about 2 ms of work). */
 const STAT_SLICE = 500;
 
+export interface Backlog {
+  files: number;
+  bytes: number;
+  /** The file with the oldest modification time. */
+  oldest: { name: string; mtimeMs: number } | undefined;
+}
+
 interface Observation {
   size: number;
   mtimeMs: number;
@@ -64,12 +71,14 @@ export class FileSource {
   private watched: { dev: number; ino: number; birthtimeMs: number } | undefined;
   private timers: NodeJS.Timeout[] = [];
   private rescanning: Promise<void> | undefined;
+  private started = false;
   private closed = false;
 
   constructor(private readonly opts: SourceOptions) {}
 
   async start(): Promise<void> {
     await mkdir(this.opts.inputDir, { recursive: true });
+    this.started = true;
     if (this.opts.availableNow) return this.rescan();
     await this.startWatching();
     // Processed names are checked for new versions in the background: with 100,000 of them in
@@ -94,6 +103,29 @@ export class FileSource {
 
   get hasPending(): boolean {
     return this.pending.size > 0;
+  }
+
+  /** Started and not closed; watching input, unless only the files present at start are read. */
+  get watching(): boolean {
+    return this.started && !this.closed && (this.opts.availableNow || this.watcher !== undefined);
+  }
+
+  /**
+   * Files seen and not taken by a batch yet: what is left to do, in memory (no system call).
+   * Sizes and mtimes are as last looked at: a file found since the last trigger counts 0 bytes.
+   */
+  backlog(): Backlog {
+    let files = 0;
+    let bytes = 0;
+    let oldest: Backlog['oldest'];
+    for (const [name, { seen }] of this.pending) {
+      if (this.inFlight.has(name)) continue;
+      files++;
+      if (!seen) continue;
+      bytes += seen.size;
+      if (!oldest || seen.mtimeMs < oldest.mtimeMs || (seen.mtimeMs === oldest.mtimeMs && name < oldest.name)) oldest = { name, mtimeMs: seen.mtimeMs };
+    }
+    return { files, bytes, oldest };
   }
 
   /** Resolves when a file arrives or changes, or after `ms`. */

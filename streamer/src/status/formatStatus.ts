@@ -1,8 +1,12 @@
 import bytes from 'bytes';
+import type { StreamSnapshot } from '../observe/streamState.ts';
 import type { BatchFigures, CheckpointStatus, StreamStatus } from './readStatus.ts';
 
-/** The status as text for a terminal: a summary block, then tables of recent batches and files set aside. */
-export function formatStatus(s: StreamStatus): string {
+/**
+ * The status as text for a terminal: a summary block, then tables of recent batches and files set
+ * aside. With `stream` (a running streamer answered), its live state comes first.
+ */
+export function formatStatus(s: StreamStatus & { stream?: StreamSnapshot }): string {
   const now = Date.parse(s.at);
   const out: string[] = [];
   out.push(`dropstream status · ${s.dataDir} · ${time(s.at)}`);
@@ -10,6 +14,7 @@ export function formatStatus(s: StreamStatus): string {
   if (!s.schema) out.push("  (the streamer's tables are not in this database yet: it has not run against it)", '');
 
   const summary: Array<[string, string]> = [
+    ...(s.stream ? streamer(s.stream, now) : []),
     ['Last batch', lastBatch(s.lastBatch, now)],
     ['Checkpoint', checkpoint(s.checkpoint, s.lastBatch)],
     ['Pending', pending(s)],
@@ -62,6 +67,22 @@ export function formatStatus(s: StreamStatus): string {
     );
   }
   return `${out.join('\n')}\n`;
+}
+
+/** The running streamer's own lines: how it runs, its last error, a growing backlog. */
+function streamer(st: StreamSnapshot, now: number): Array<[string, string]> {
+  const beat = st.heartbeatAgeMs === null ? 'no trigger yet' : `last trigger ${age(st.heartbeatAgeMs)} ago`;
+  const lines: Array<[string, string]> = [
+    [
+      'Streamer',
+      `${st.state} (${st.mode}) since ${time(st.startedAt)}, ${beat}; ${count(st.sinceStart.batches, 'batch', 'batches')}, ` +
+        `${count(st.sinceStart.rows.loaded, 'row')} loaded since start (run ${st.runId.slice(0, 8)})`,
+    ],
+  ];
+  if (st.lastFailure) lines.push(['Last error', `${time(st.lastFailure.at)} (${age(now - Date.parse(st.lastFailure.at))} ago), ${st.lastFailure.what}: ${clip(st.lastFailure.reason, 100)}`]);
+  const g = st.backlogGrowth;
+  if (g) lines.push(['Backlog', `growing for ${g.batches} batches: files arrive at ${g.filesArrivingPerSecond}/s, loaded at ${g.filesLoadedPerSecond}/s`]);
+  return lines;
 }
 
 function lastBatch(b: BatchFigures | null, now: number): string {

@@ -21,6 +21,7 @@ export interface StreamStatus {
   /** The newest batch the database finished (ingest_batches.finished_at set); null if none. */
   lastBatch: BatchFigures | null;
   checkpoint: CheckpointStatus;
+  /** Served by a running streamer (/api/status): its own backlog, files seen and not taken by a batch yet. */
   pending: PendingFiles;
   /** The last batches by id, newest first (at most RECENT_BATCHES), finished or not. */
   recentBatches: BatchFigures[];
@@ -114,13 +115,15 @@ export interface ReadStatusOptions {
   now?: Date;
   /** As the streamer's --recursive: pending files in subdirectories count too. */
   recursive?: boolean;
+  /** The running streamer's own backlog (its StreamState): then input/ is not listed. */
+  pending?: PendingFiles;
 }
 
-export async function readStatus({ db, dataDir, now = new Date(), recursive = false }: ReadStatusOptions): Promise<StreamStatus> {
+export async function readStatus({ db, dataDir, now = new Date(), recursive = false, pending: known }: ReadStatusOptions): Promise<StreamStatus> {
   const schema = await hasSchema(db);
-  const processed = schema ? await processedVersions(db) : new Map<string, ProcessedVersion>();
+  const processed = schema && !known ? await processedVersions(db) : new Map<string, ProcessedVersion>();
   const [pending, quarantineFiles, offsets] = await Promise.all([
-    pendingFiles(join(dataDir, 'input'), processed, now, recursive),
+    known ?? pendingFiles(join(dataDir, 'input'), processed, now, recursive),
     countQuarantineFiles(join(dataDir, 'quarantine')),
     readCheckpoint(join(dataDir, 'checkpoint')),
   ]);
