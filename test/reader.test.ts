@@ -209,7 +209,10 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
         const out = new CopyBuffer();
         const bytes = Buffer.from(`x${line}y`);
         const before = times.count;
-        if (!fast.write(bytes, 1, bytes.length - 1, 42, out)) return expect(times.count).toBe(before);
+        if (!fast.write(bytes, 1, bytes.length - 1, 42, out)) {
+          expect(times.count).toBe(before); // a line left to the full reader is not counted here
+          return;
+        }
         taken++;
         const slow = validateRow(line.split(','), { map, eventTypes: DEFAULT_EVENT_TYPES, defaultOffset: '+00:00' });
         expect(slow).not.toBeInstanceOf(RowRejection);

@@ -8,8 +8,8 @@ import { freePort } from '../lib/freePort.ts';
 import { finished, makeDataDir, spawnProgram, waitForOutput } from './support/pipeline.ts';
 
 /** `npm start` as a user runs it: no DATABASE_URL, so the embedded PostgreSQL under the data directory. */
-const start = (dataDir: string, port: number) =>
-  spawnProgram('scripts/start.ts', ['--data-dir', dataDir, '--pg-port', String(port), '--file-stable-ms', '0'], { DATABASE_URL: '' });
+const start = (dataDir: string, port: number, args: string[] = []) =>
+  spawnProgram('scripts/start.ts', ['--data-dir', dataDir, '--pg-port', String(port), '--file-stable-ms', '0', ...args], { DATABASE_URL: '' });
 
 async function countEvents(port: number): Promise<number> {
   const client = new pg.Client({ connectionString: embeddedUrl(port, 'dropstream') });
@@ -38,9 +38,14 @@ describe('npm start', () => {
 
   it('runs database, streamer and generator; Ctrl-C stops them cleanly and the data is there at the next start', async () => {
     const port = await freePort();
-    const first = start(data.dir, port);
+    const httpPort = await freePort();
+    const first = start(data.dir, port, ['--http-port', String(httpPort)]);
     await waitForOutput(first, '"batch":2,');
     expect(first.output()).toContain(`psql ${embeddedUrl(port, 'dropstream')}`);
+    expect(first.output()).toContain(`watch the stream at: http://127.0.0.1:${httpPort}/`);
+    const status = await fetch(`http://127.0.0.1:${httpPort}/api/status`);
+    expect(status.status).toBe(200);
+    expect(((await status.json()) as { stream: { lastSuccess: { batchId: number } } }).stream.lastSuccess.batchId).toBeGreaterThanOrEqual(2);
     first.kill('SIGINT');
     const run = await finishedWithin(first, 30_000);
     expect(run.code, run.output).toBe(0);

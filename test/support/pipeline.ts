@@ -133,3 +133,12 @@ export async function waitForOutput(child: ChildProcess & { output: () => string
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** Waits until `check` holds, polling every 100 ms; fails naming `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
