@@ -171,9 +171,11 @@ describe('the live page at /, in headless Chromium, against a running streamer',
     await page.waitForFunction(() => document.getElementById('last-error')?.textContent?.includes('database unavailable'), null, { timeout: 30_000 });
     expect(await text('#state')).toBe('database outage');
     expect(await text('#run-id'), 'the header still shows the stream').toBe(runId);
+    await page.locator('main.stale').waitFor({ timeout: 15_000 }); // the figures are the last read, dimmed
 
     await server.start();
     await page.locator('#state[data-state="running"]').waitFor({ timeout: 60_000 });
+    await page.locator('main:not(.stale)').waitFor({ timeout: 15_000 });
     await expect.poll(batchesWithProgress, { timeout: 60_000 }).toBe(9);
     await waitForPoints(9);
     expect(await page.locator('#last-error').getAttribute('class')).toBe('last-error past');

@@ -42,8 +42,8 @@ function fmtBytes(n) {
   return `${i === 0 ? n : dec.format(n)} ${units[i]}`;
 }
 // Local times, written the one unambiguous way: 2026-03-02 14:05:09.
-const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString('sv-SE') : '–');
-const fmtDateTime = (iso) => (iso ? new Date(iso).toLocaleString('sv-SE') : '–');
+const fmtTime = (t) => (t == null ? '–' : new Date(t).toLocaleTimeString('sv-SE'));
+const fmtDateTime = (t) => (t == null ? '–' : new Date(t).toLocaleString('sv-SE'));
 function fmtAge(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 60) return `${s} s`;
@@ -95,6 +95,7 @@ const STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500];
 const WHOLE = [0, 1, 2, 3].flatMap((p) => STEPS.map((m) => m * 1000 ** p));
 const BYTE_INCRS = [0, 1, 2, 3, 4].flatMap((p) => STEPS.map((m) => m * 1024 ** p));
 const countAxis = (label, side) => ({ ...axis(label, compactInt, side), incrs: WHOLE });
+const fromZero = { range: (u, min, max) => [0, Math.max(1, max)] };
 
 const charts = {
   rates: chart('chart-rates', {
@@ -105,7 +106,7 @@ const charts = {
     axes: [axis('rows/s', compactInt)],
   }),
   backlog: chart('chart-backlog', {
-    scales: { files: { range: (u, min, max) => [0, Math.max(1, max)] }, bytes: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    scales: { files: fromZero, bytes: fromZero },
     series: [
       { label: 'files', scale: 'files', stroke: '#c0504d', width: 2, points: { size: 5 }, value: (u, v) => fmtInt(v) },
       { label: 'bytes', scale: 'bytes', stroke: '#e0a030', width: 2, dash: [6, 4], points: { size: 5 }, value: (u, v) => fmtBytes(v) },
@@ -117,16 +118,16 @@ const charts = {
       { label: 'p50', stroke: '#2f7fc1', width: 2, points: { size: 5 }, value: (u, v) => (v == null ? '–' : `${dec.format(v)} s`) },
       { label: 'max', stroke: '#c0504d', width: 2, points: { size: 5 }, value: (u, v) => (v == null ? '–' : `${dec.format(v)} s`) },
     ],
-    scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    scales: { y: fromZero },
     axes: [axis('seconds', (v) => dec.format(v))],
   }),
   rejects: chart('chart-rejects', {
     series: [{ label: 'rejected', stroke: '#c0504d', fill: '#c0504d99', paths: bars(), points: { show: false }, value: (u, v) => fmtInt(v) }],
-    scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    scales: { y: fromZero },
     axes: [countAxis('rows')],
   }),
   revenue: chart('chart-revenue', {
-    scales: { money: { range: (u, min, max) => [0, Math.max(1, max)] }, count: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    scales: { money: fromZero, count: fromZero },
     series: [
       { label: 'revenue', scale: 'money', stroke: '#3aa46f', fill: '#3aa46f88', paths: bars({ size: [0.8, 40, 4], align: 1 }), points: { show: false }, value: (u, v) => (v == null ? '–' : money.format(v)) },
       { label: 'purchases', scale: 'count', stroke: '#2f7fc1', width: 2, points: { size: 5 }, value: (u, v) => fmtInt(v) },
@@ -153,7 +154,7 @@ function durationChart(phases) {
       points: { show: false },
       value: (u, v, si, idx) => (idx == null ? '–' : fmtMs(own[i]?.[idx])),
     })),
-    scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    scales: { y: fromZero },
     axes: [countAxis('ms')],
   });
   return {
@@ -170,7 +171,7 @@ function durationChart(phases) {
 
 // ——— data ———
 
-/** Progress records by batch id, the last WINDOW_S seconds of them. */
+/** Progress records by batch id: the last WINDOW_S seconds of them, and at least the newest BATCHES_SHOWN. */
 const progress = new Map();
 let polls = 0;
 
@@ -205,11 +206,13 @@ async function poll() {
   const value = (r) => (r.status === 'fulfilled' ? r.value : undefined);
   const now = Date.now();
   showHeader(value(status)?.body?.stream, value(ready), now);
+  // While the database cannot be read, the figures shown are the last read: dimmed.
+  document.querySelector('main').classList.toggle('stale', !value(status)?.ok);
   if (value(status)?.ok) showStatus(value(status).body);
   if (value(prog)?.ok) showProgress(now);
   if (value(rejects)?.ok) showRejects(value(rejects).body.rejects);
   if (value(revenue)?.ok) showRevenue(value(revenue).body.minutes);
-  $('updated').textContent = fmtTime(new Date(now).toISOString());
+  $('updated').textContent = fmtTime(now);
   document.body.dataset.polls = String(++polls);
 }
 
@@ -257,7 +260,7 @@ function showStatus(s) {
 
   const q = s.quarantine;
   $('quarantine-count').textContent = q.total > q.entries.length ? `newest ${q.entries.length} of ${fmtInt(q.total)}` : '';
-  fill('quarantine', q.entries, 5, 'no file set aside', (e) => [
+  fill('quarantine', q.entries, 'no file set aside', (e) => [
     cell(fmtDateTime(e.at), 'when'),
     cell(e.name, 'file'),
     cell(e.reason ?? '–'),
@@ -265,7 +268,7 @@ function showStatus(s) {
     cell(e.reloaded ? 'yes, fixed' : 'no'),
   ]);
   // Layouts are recorded by streamers that know them; an older one's status has none.
-  fill('layouts', s.layouts ?? [], 6, s.layouts ? 'no layout recorded yet' : 'this streamer records no layouts', (l) => [
+  fill('layouts', s.layouts ?? [], s.layouts ? 'no layout recorded yet' : 'this streamer records no layouts', (l) => [
     cell(l.id, 'num'),
     cell(fmtInt(l.files), 'num'),
     cell(JSON.stringify(l.layout.delimiter)),
@@ -277,8 +280,9 @@ function showStatus(s) {
 
 function showProgress(now) {
   const since = now / 1000 - WINDOW_S;
-  for (const [id, p] of progress) if (x(p) < since) progress.delete(id);
-  const records = [...progress.values()].sort((a, b) => a.batchId - b.batchId);
+  const all = [...progress.values()].sort((a, b) => a.batchId - b.batchId);
+  for (const p of all.slice(0, -BATCHES_SHOWN)) if (x(p) < since) progress.delete(p.batchId);
+  const records = all.filter((p) => x(p) >= since);
   const xs = records.map(x);
   // The last WINDOW_S seconds, or less while the points span less: a young stream fills its charts.
   const xRange = [Math.max(now / 1000 - WINDOW_S, (xs[0] ?? now / 1000) - 10), now / 1000];
@@ -299,8 +303,7 @@ function showProgress(now) {
   charts.latency.set([xs, records.map((p) => seconds(p.latency.p50Ms)), records.map((p) => seconds(p.latency.maxMs))], xRange);
   charts.rejects.set([xs, records.map((p) => p.sink.numRejectedRows)], xRange);
 
-  const newest = records.slice(-BATCHES_SHOWN).reverse();
-  fill('batches', newest, 11, 'no batch in the last minutes', (p) => [
+  fill('batches', all.slice(-BATCHES_SHOWN).reverse(), 'no batch yet', (p) => [
     cell(p.batchId, 'num'),
     cell(fmtTime(p.timestamp)),
     cell(fmtInt(p.sources[0]?.numFiles), 'num'),
@@ -319,7 +322,7 @@ function showProgress(now) {
 }
 
 function showRejects(rows) {
-  fill('rejects', rows, 5, 'no row rejected', (r) => [cell(fmtDateTime(r.rejectedAt), 'when'), cell(r.file, 'file'), cell(r.line, 'num'), cell(r.reason), cell(r.raw, 'raw')]);
+  fill('rejects', rows, 'no row rejected', (r) => [cell(fmtDateTime(r.rejectedAt), 'when'), cell(r.file, 'file'), cell(r.line, 'num'), cell(r.reason), cell(r.raw, 'raw')]);
 }
 
 function showRevenue(minutes) {
@@ -339,7 +342,8 @@ function cell(text, className) {
 }
 
 /** Replaces a table's rows; a table with none says so. */
-function fill(id, items, columns, none, cells, decorate) {
+function fill(id, items, none, cells, decorate) {
+  const table = $(id);
   const rows = items.map((item) => {
     const tr = document.createElement('tr');
     tr.append(...cells(item));
@@ -350,11 +354,11 @@ function fill(id, items, columns, none, cells, decorate) {
     const tr = document.createElement('tr');
     tr.className = 'empty';
     const td = cell(none);
-    td.colSpan = columns;
+    td.colSpan = table.tHead.rows[0].cells.length;
     tr.append(td);
     rows.push(tr);
   }
-  $(id).tBodies[0].replaceChildren(...rows);
+  table.tBodies[0].replaceChildren(...rows);
 }
 
 async function loop() {
