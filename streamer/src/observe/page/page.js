@@ -272,10 +272,19 @@ function showStatus(s) {
     cell(l.id, 'num'),
     cell(fmtInt(l.files), 'num'),
     cell(JSON.stringify(l.layout.delimiter)),
-    cell(Object.entries(l.layout.fields).map(([field, column]) => (field === column ? field : `${field} ← ${column}`)).join(', ')),
+    cell(describeColumns(l.layout)),
     cell(Object.entries(l.layout.defaults ?? {}).map(([field, v]) => `${field} = ${v}`).join(', ') || '–'),
     cell(l.firstFile, 'file'),
   ]);
+}
+
+/** "user_id ← shopper, …; kept as attributes: category; ignored: notes" (a header column a field was read from, when named otherwise). */
+function describeColumns({ fields, attributes = {}, ignored = [] }) {
+  const mapped = (map) => Object.entries(map).map(([key, column]) => (key === column ? key : `${key} ← ${column}`)).join(', ');
+  const parts = [mapped(fields)];
+  if (Object.keys(attributes).length > 0) parts.push(`kept as attributes: ${mapped(attributes)}`);
+  if (ignored.length > 0) parts.push(`ignored: ${ignored.join(', ')}`);
+  return parts.join('; ');
 }
 
 function showProgress(now) {
