@@ -22,6 +22,8 @@ FROM base
 # container DATABASE_URL names the database.
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 COPY sql sql
+# The live page's HTML, CSS and module, served as they are (uPlot comes from node_modules).
+COPY streamer/src/observe/page streamer/src/observe/page
 COPY --from=build /app/dist dist
 # dist/ is built and tsc is absent: `npm run status` (and the others, run by hand with
 # `docker compose exec`) must skip their pre-script, the build. npm still runs the script asked for.

@@ -5,9 +5,11 @@ import type { Logger } from '../../../lib/log.ts';
 import type { StreamerConfig } from '../config.ts';
 import { readStatus, type StreamStatus } from '../status/readStatus.ts';
 import { recentProgress, recentRejects } from './history.ts';
+import { livePageRoutes } from './livePage.ts';
 import { localUrl } from './localUrl.ts';
 import { createMetrics } from './metrics.ts';
 import { readiness } from './readiness.ts';
+import { revenuePerMinute } from './revenuePerMinute.ts';
 import type { StreamSnapshot, StreamState } from './streamState.ts';
 
 /** What /api/status serves: `npm run status --json`, plus the streamer's live state. */
@@ -36,7 +38,7 @@ interface Reply {
 
 const MAX_LIMIT = 1000;
 const DEFAULT_LIMIT = 20;
-const ENDPOINTS = ['/livez', '/readyz', '/readyz?verbose', '/api/status', '/api/progress?limit=20', '/api/rejects?limit=20', '/metrics'];
+const ENDPOINTS = ['/livez', '/readyz', '/readyz?verbose', '/api/status', '/api/progress?limit=20', '/api/rejects?limit=20', '/api/revenue?limit=15', '/metrics'];
 
 /**
  * The streamer's HTTP server (node:http): health probes, the stream's state and history as JSON,
@@ -49,7 +51,7 @@ export async function startHttpServer({ cfg, pool, state, log }: HttpDeps): Prom
   const check = () => readiness({ pool, state, inputDir: cfg.inputDir, checkpointDir: cfg.checkpointDir });
 
   const routes: Record<string, (query: URLSearchParams) => Promise<Reply>> = {
-    '/': async () => ({ status: 200, type: 'text/html; charset=utf-8', body: linkList() }),
+    ...(await livePageRoutes()),
     '/livez': async () => {
       const alive = state.state !== 'stopped';
       const { heartbeat, heartbeatAgeMs } = state.snapshot();
@@ -71,6 +73,7 @@ export async function startHttpServer({ cfg, pool, state, log }: HttpDeps): Prom
     },
     '/api/progress': async (query) => fromDatabase(query, async (limit) => ({ progress: await recentProgress(pool, limit) })),
     '/api/rejects': async (query) => fromDatabase(query, async (limit) => ({ rejects: await recentRejects(pool, limit) })),
+    '/api/revenue': async (query) => fromDatabase(query, async (limit) => ({ minutes: await revenuePerMinute(pool, limit) })),
     '/metrics': async () => ({ status: 200, type: metrics.contentType, body: await metrics.metrics() }),
   };
 
@@ -134,9 +137,4 @@ function send(res: ServerResponse, req: IncomingMessage, reply: Reply): void {
     'Cache-Control': 'no-store',
   });
   res.end(req.method === 'HEAD' ? undefined : text);
-}
-
-function linkList(): string {
-  const items = ENDPOINTS.map((e) => `<li><a href="${e}">${e}</a></li>`).join('\n');
-  return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>dropstream</title></head>\n<body><h1>dropstream</h1>\n<ul>\n${items}\n</ul>\n</body></html>\n`;
 }
