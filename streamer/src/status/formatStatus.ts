@@ -1,7 +1,8 @@
 import bytes from 'bytes';
+import { describeLayout } from '../reader/contract/layout.ts';
 import type { BatchFigures, CheckpointStatus, StreamStatus } from './readStatus.ts';
 
-/** The status as text for a terminal: a summary block, then tables of recent batches and files set aside. */
+/** The status as text for a terminal: a summary block, then tables of recent batches, the layouts seen and files set aside. */
 export function formatStatus(s: StreamStatus): string {
   const now = Date.parse(s.at);
   const out: string[] = [];
@@ -44,6 +45,11 @@ export function formatStatus(s: StreamStatus): string {
         ]),
       ),
     );
+
+  if (s.layouts.length > 0) {
+    out.push('', `Layouts seen (${s.layouts.length}, the most used first)`);
+    for (const l of s.layouts) out.push(`  #${l.id}  ${count(l.files, 'file')}, first met in ${l.firstFile}: ${describeLayout(l.layout)}`);
+  }
 
   if (s.quarantine.total > 0) {
     const shown = s.quarantine.entries.length;
