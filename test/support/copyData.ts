@@ -73,7 +73,8 @@ export function decodeCopyBinary(data: Buffer): string[][] {
       if (!Buffer.from(s, 'utf8').equals(v)) throw new Error('a text field that is not valid UTF-8');
       return escape(s);
     };
-    const [id, user, type, product, price, quantity, time, sourceId, attributes, file, line, batch] = values;
+    type Field = Buffer | null;
+    const [id, user, type, product, price, quantity, time, sourceId, attributes, file, line, batch] = values as [Field, Field, Field, Field, Field, Field, Field, Field, Field, Field, Field, Field];
     const required = (v: Buffer | null, what: string) => {
       if (v === null) throw new Error(`${what} is null`);
       return v;

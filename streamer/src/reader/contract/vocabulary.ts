@@ -23,7 +23,7 @@ export const BUILT_IN_EVENT_TYPES: Readonly<Record<string, readonly string[]>> =
 export interface EventVocabulary {
   /** Normalised name → the canonical type stored. */
   names: ReadonlyMap<string, string>;
-  /** The canonical types, view and purchase first (the fast path tries them in this order). */
+  /** The canonical types, in the order they were listed (the fast path tries them in this order). */
   types: readonly string[];
   /** `*`: any other value is accepted too, stored as normalised. */
   anyToken: boolean;
@@ -58,9 +58,7 @@ export function parseEventTypes(text: string): EventVocabulary | string {
     const known = BUILT_IN_VOCABULARY.names;
     return vocabulary([...BUILT_IN_VOCABULARY.types, ...names.filter((t) => !known.has(t))], anyToken, undefined);
   }
-  // view and purchase first, as in the built-in vocabulary.
-  const ordered = [...names.filter((t) => t === 'view' || t === 'purchase'), ...names.filter((t) => t !== 'view' && t !== 'purchase')];
-  return vocabulary(ordered, anyToken, names);
+  return vocabulary(names, anyToken, names);
 }
 
 /**
