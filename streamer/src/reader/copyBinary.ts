@@ -90,20 +90,33 @@ export function timestamptzField(out: CopyBuffer, seconds: number, micros: numbe
 /** The columns after the event's: the same for every row of a file, but for the line. */
 export class RowTail {
   private readonly file: Buffer;
+  /** source_event_id and attributes null, then the file: most rows, in one piece. */
+  private readonly nullsThenFile: Buffer;
   private readonly batch: Buffer;
 
   constructor(fileName: string, batchId: number) {
     const name = Buffer.from(fileName);
-    this.file = Buffer.alloc(4 + name.length);
-    this.file.writeInt32BE(name.length);
-    name.copy(this.file, 4);
+    this.nullsThenFile = Buffer.alloc(12 + name.length);
+    this.nullsThenFile.writeInt32BE(-1, 0);
+    this.nullsThenFile.writeInt32BE(-1, 4);
+    this.nullsThenFile.writeInt32BE(name.length, 8);
+    name.copy(this.nullsThenFile, 12);
+    this.file = this.nullsThenFile.subarray(8);
     this.batch = Buffer.alloc(12);
     this.batch.writeInt32BE(8);
     this.batch.writeBigInt64BE(BigInt(batchId), 4);
   }
 
+  /** source_file, source_line, batch_id. */
   write(out: CopyBuffer, line: number): void {
     out.writeAll(this.file);
+    int8Field(out, line);
+    out.writeAll(this.batch);
+  }
+
+  /** source_event_id and attributes null, then as write(). */
+  writeWithNulls(out: CopyBuffer, line: number): void {
+    out.writeAll(this.nullsThenFile);
     int8Field(out, line);
     out.writeAll(this.batch);
   }

@@ -151,14 +151,8 @@ export class FastRows {
     if (cents < 0 || count < 0) return false;
     const seconds = zonedTimestamp(b, at[time]!, at[time + 1]! - 1, this.fraction);
     if (Number.isNaN(seconds)) return false;
-    // The line holds no quote, backslash or control byte: a value is its own JSON string.
-    let json = 0;
-    for (const a of this.attributes) {
-      const from = at[a.position]!, to = at[a.position + 1]! - 1;
-      if (to === from) continue;
-      if (b[from] === SPACE || b[to - 1] === SPACE) return false;
-      json += a.next.length + (to - from) + 1;
-    }
+    const json = this.attributes.length === 0 ? 0 : this.attributesLength(b);
+    if (json < 0) return false;
 
     out.int16(ROW_FIELDS);
     uuidField(out, this.uuid);
@@ -168,11 +162,31 @@ export class FastRows {
     numericField(out, cents);
     int4Field(out, count);
     timestamptzField(out, seconds, this.fraction.micros);
-    nullField(out); // source_event_id: the id is a UUID
-    if (json === 0) nullField(out);
-    else this.writeAttributes(b, json, out);
-    this.tail.write(out, line);
+    // source_event_id is null: the id is a UUID.
+    if (json === 0) {
+      this.tail.writeWithNulls(out, line);
+    } else {
+      nullField(out);
+      this.writeAttributes(b, json, out);
+      this.tail.write(out, line);
+    }
     return true;
+  }
+
+  /**
+   * The bytes of `{"key":"value",…` for the non-empty attributes (0: none), or -1 when one has spaces
+   * to trim. The line holds no quote, backslash or control byte: a value is its own JSON string.
+   */
+  private attributesLength(b: Buffer): number {
+    const at = this.fieldStart;
+    let json = 0;
+    for (const a of this.attributes) {
+      const from = at[a.position]!, to = at[a.position + 1]! - 1;
+      if (to === from) continue;
+      if (b[from] === SPACE || b[to - 1] === SPACE) return -1;
+      json += a.next.length + (to - from) + 1;
+    }
+    return json;
   }
 
   /** jsonb: its version byte, then `{"key":"value",…}` (`json` bytes of it before the closing brace). */

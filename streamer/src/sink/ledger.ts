@@ -62,14 +62,16 @@ export interface FileLayout {
  */
 export async function recordLayout(db: Queryable, report: LayoutReport, fileName: string): Promise<{ id: number; isNew: boolean }> {
   const layout = JSON.stringify(report);
+  // Most files have a layout met before; a new statement also sees one that another transaction just committed.
+  const find = () => db.query<{ id: string }>('SELECT id FROM ingest_layouts WHERE md5(layout::text) = md5($1::jsonb::text)', [layout]);
+  const known = await find();
+  if (known.rows.length === 1) return { id: Number(known.rows[0]!.id), isNew: false };
   const inserted = await db.query<{ id: string }>(
     'INSERT INTO ingest_layouts (layout, first_file) VALUES ($1, $2) ON CONFLICT ((md5(layout::text))) DO NOTHING RETURNING id',
     [layout, fileName],
   );
   if (inserted.rows.length === 1) return { id: Number(inserted.rows[0]!.id), isNew: true };
-  // Another transaction added it (maybe just now: a new statement sees what it committed).
-  const { rows } = await db.query<{ id: string }>('SELECT id FROM ingest_layouts WHERE md5(layout::text) = md5($1::jsonb::text)', [layout]);
-  return { id: Number(rows[0]!.id), isNew: false };
+  return { id: Number((await find()).rows[0]!.id), isNew: false };
 }
 
 /**
