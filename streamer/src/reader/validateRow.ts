@@ -151,7 +151,8 @@ function canonicalPrice(price: string): string {
  * A stable id for a row without a UUID, from all of its content: loading it again finds the same
  * id, whatever the file or line. The id a file gave it (1, 2, … or evt-778) is part of that
  * content, but not all of it: two files that both number their rows from 1 hold other events.
- * Values that are absent add nothing, so rows of every field but those hash as they always have.
+ * The source id and attributes are added only when there are some, so that a row with neither
+ * hashes as it did before they existed: ids derived then are found again.
  */
 function derivedEventId(
   userId: string,

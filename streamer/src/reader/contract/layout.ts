@@ -120,7 +120,7 @@ export function readHeader(text: string, rules: HeaderRules): ColumnMap | { erro
 }
 
 /** `event_time←timestamp, user_id, …`: each field and the column it is read from, when their names differ. */
-export function describeFields(report: LayoutReport): string {
+function describeFields(report: LayoutReport): string {
   return COLUMNS.filter((c) => report.fields[c] !== undefined)
     .map((c) => (report.fields[c] === c ? c : `${c}←${report.fields[c]}`))
     .join(', ');
@@ -138,7 +138,7 @@ export function describeLayout(report: LayoutReport): string {
 }
 
 /** `quantity 1, price null`: the defaults of the fields whose column is missing. */
-export function describeDefaults(report: LayoutReport): string {
+function describeDefaults(report: LayoutReport): string {
   return OPTIONAL.filter((c) => report.defaults[c] !== undefined)
     .map((c) => `${c} ${report.defaults[c]}`)
     .join(', ');
