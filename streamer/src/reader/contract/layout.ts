@@ -129,7 +129,8 @@ function describeFields(report: LayoutReport): string {
 /** One line saying how a header was read, for the log and the status. */
 export function describeLayout(report: LayoutReport): string {
   const parts = [`delimiter '${shown(report.delimiter)}'`, `fields ${describeFields(report)}`];
-  const attributes = Object.keys(report.attributes);
+  // Sorted: jsonb keeps no key order, and the log and the status say the same.
+  const attributes = Object.keys(report.attributes).sort();
   if (attributes.length > 0) parts.push(`attributes ${attributes.join(', ')}`);
   if (report.ignored.length > 0) parts.push(`ignored ${report.ignored.join(', ')}`);
   const defaults = describeDefaults(report);
