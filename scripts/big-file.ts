@@ -35,7 +35,7 @@ const text = (fields: string[]) => Buffer.from(fields.join(','));
 const replaced = (fields: string[], at: number, value: string) => fields.map((f, i) => (i === at ? value : f));
 const SPOILERS: Spoiler[] = [
   { what: 'price abc', spoil: (f) => text(replaced(f, 4, 'abc')), reason: () => "price 'abc' is not a decimal number" },
-  { what: 'quantity 0', spoil: (f) => text(replaced(f, 5, '0')), reason: () => "quantity '0' must be at least 1" },
+  { what: 'negative quantity', spoil: (f) => text(replaced(f, 5, '-3')), reason: () => "quantity '-3' is negative" },
   { what: 'impossible date', spoil: (f) => text(replaced(f, 6, '2024-02-30T10:00:00Z')), reason: () => "event_time '2024-02-30T10:00:00Z' is not a valid ISO-8601 timestamp" },
   { what: 'two fields missing', spoil: (f) => text(f.slice(0, 5)), reason: () => 'expected 7 fields as in the header, got 5' },
   { what: 'NUL byte', spoil: (f) => Buffer.concat([text(f.slice(0, 1)), Buffer.from(',us\0er'), text(['', ...f.slice(2)])]), reason: () => 'line contains a NUL byte' },

@@ -28,9 +28,12 @@ describe('streamer configuration', () => {
     expect(attempt).toThrow(/--poll \(DROPSTREAM_POLL\) must be true or false, got 'maybe'/);
   });
 
-  it('reads the row rules: event types, column aliases, default time zone', () => {
+  it('reads the row rules: event types, column aliases, extra columns, default time zone', () => {
     const cfg = loadConfig(['--event-types', ' View, purchase ,add_to_cart', '--column-aliases', 'event_time=when, at; user_id=shopper', '--default-time-zone', 'Europe/Paris'], {});
-    expect([...cfg.rules.eventTypes]).toEqual(['view', 'purchase', 'add_to_cart']);
+    expect(cfg.rules.vocabulary.types).toEqual(['view', 'purchase', 'add_to_cart']);
+    expect(cfg.rules.attributes).toBe(true);
+    expect(loadConfig(['--extra-columns', 'ignore'], {}).rules.attributes).toBe(false);
+    expect(() => loadConfig(['--extra-columns', 'keep'], {})).toThrow(/--extra-columns \(DROPSTREAM_EXTRA_COLUMNS\) must be attributes or ignore, got 'keep'/);
     expect(cfg.rules.aliases.event_time).toEqual(expect.arrayContaining(['timestamp', 'when', 'at']));
     expect(cfg.rules.aliases.user_id).toContain('shopper');
     expect(cfg.rules).toMatchObject({ namedTimeZone: 'Europe/Paris', defaultOffset: undefined });
@@ -39,6 +42,27 @@ describe('streamer configuration', () => {
     expect(() => loadConfig(['--column-aliases', 'when=event_time'], {})).toThrow(/--column-aliases .* names an unknown column 'when'/);
     expect(() => loadConfig(['--default-time-zone', 'Mars/Olympus'], {})).toThrow(/--default-time-zone .* must be UTC, an IANA time zone/);
     expect(() => loadConfig(['--clean-source', 'shred'], {})).toThrow(/--clean-source .* must be off, archive or delete, got 'shred'/);
+  });
+
+  it('reads the event vocabulary: built in, extended with +, replaced by a list, any value with *, more synonyms', () => {
+    const vocabulary = (args: string[], env: NodeJS.ProcessEnv = {}) => loadConfig(args, env).rules.vocabulary;
+    const builtIn = vocabulary([]);
+    expect(builtIn.types).toEqual(['view', 'purchase', 'add_to_cart', 'remove_from_cart', 'wishlist', 'search', 'checkout', 'refund', 'click']);
+    expect([builtIn.names.get('buy'), builtIn.names.get('order_completed'), builtIn.names.get('cart'), builtIn.anyToken, builtIn.replacedBy]).toEqual(['purchase', 'purchase', 'add_to_cart', false, undefined]);
+    const extended = vocabulary(['--event-types', '+Teleport, click']);
+    expect(extended.types).toEqual([...builtIn.types, 'teleport']);
+    expect(extended.replacedBy).toBeUndefined();
+    const replaced = vocabulary([], { DROPSTREAM_EVENT_TYPES: 'purchase,view' });
+    expect([replaced.types, replaced.replacedBy, replaced.names.get('buy'), replaced.names.get('cart')]).toEqual([['purchase', 'view'], ['purchase', 'view'], 'purchase', undefined]);
+    expect(vocabulary(['--event-types', '*'])).toMatchObject({ anyToken: true, types: builtIn.types, replacedBy: undefined });
+    const synonyms = vocabulary(['--event-synonyms', 'purchase=Bought, paid; add_to_cart=basket;view=order']);
+    expect(['bought', 'paid', 'basket', 'order'].map((n) => synonyms.names.get(n))).toEqual(['purchase', 'purchase', 'add_to_cart', 'view']);
+    expect(() => vocabulary(['--event-types', 'view,purchase', '--event-synonyms', 'add_to_cart=basket'])).toThrow(
+      /--event-synonyms \(DROPSTREAM_EVENT_SYNONYMS\) maps names to 'add_to_cart', which is not an event type \(view, purchase; add it with --event-types\), got 'add_to_cart=basket'/,
+    );
+    expect(() => vocabulary(['--event-synonyms', 'view=purchase'])).toThrow(/maps 'purchase' to view, but 'purchase' is an event type itself/);
+    expect(() => vocabulary(['--event-synonyms', 'purchase='])).toThrow(/gives no names for purchase/);
+    expect(() => vocabulary(['--event-types', ','])).toThrow(/--event-types \(DROPSTREAM_EVENT_TYPES\) must list event types/);
   });
 
   it('rejects unknown flags and a DATABASE_URL that is not PostgreSQL', () => {

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { migrate } from '../streamer/src/db/migrate.ts';
-import { DEFAULT_ALIASES } from '../streamer/src/reader/columns.ts';
+import { DEFAULT_ALIASES } from '../streamer/src/reader/contract/columns.ts';
+import { BUILT_IN_VOCABULARY } from '../streamer/src/reader/contract/vocabulary.ts';
 import { FileReader, type ReadRules } from '../streamer/src/reader/fileReader.ts';
 import { RejectSpool } from '../streamer/src/reader/rejectSpool.ts';
-import { DEFAULT_EVENT_TYPES } from '../streamer/src/reader/validateRow.ts';
 import { copyInto } from '../streamer/src/sink/copyInto.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
@@ -17,7 +17,7 @@ import { createTestDatabase, type TestDatabase } from './support/db.ts';
 // both ways and copied into two tables, must be stored with the same values.
 
 const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
-const COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id';
+const COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_event_id, attributes, source_file, source_line, batch_id';
 
 const digits = (min: number, max: number) => fc.stringMatching(new RegExp(`^[0-9]{${min},${max}}$`));
 const two = (max: number) => fc.integer({ min: 0, max }).map((n) => String(n).padStart(2, '0'));
@@ -43,14 +43,19 @@ const text = fc.oneof(
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }).filter((s) => s.trim() !== '' && !s.includes('\0') && !/[\r\n]/.test(s)),
   fc.constantFrom('tab\there', 'back\\slash', '\\N', 'say "hi"', 'a,b', 'ユーザー', '😀'),
 );
+/** Sometimes empty: the field then takes its default (null, or 1 for quantity). */
+const optional = <T extends string>(value: fc.Arbitrary<T>) => fc.oneof({ arbitrary: value, weight: 5 }, { arbitrary: fc.constant(''), weight: 1 });
 const row = fc.tuple(
-  fc.oneof(fc.uuid(), fc.uuid().map((u) => u.toUpperCase())),
+  fc.oneof({ arbitrary: fc.uuid(), weight: 4 }, fc.uuid().map((u) => u.toUpperCase()), fc.constantFrom('1', '2', 'evt-778', '')),
   text,
-  fc.constantFrom('view', 'purchase', 'View', ' PURCHASE '),
-  text,
-  price,
-  fc.integer({ min: 1, max: 2_147_483_647 }).map(String),
-  timestamp,
+  fc.constantFrom('view', 'purchase', 'View', ' PURCHASE ', 'cart', 'Order Completed'),
+  optional(text),
+  optional(price),
+  optional(fc.integer({ min: 1, max: 2_147_483_647 }).map(String)),
+  fc.oneof(timestamp, fc.constantFrom('2019-10-01 00:00:00 UTC', '1569888000', '1569888000123', '2026-05-01T10:00:00+00:00Z')),
+  // Kept in attributes.
+  optional(text),
+  optional(text),
 );
 const csv = (fields: string[]) => fields.map((f) => (/[",\n\r]/.test(f) || f !== f.trim() ? `"${f.replaceAll('"', '""')}"` : f)).join(',');
 
@@ -72,10 +77,10 @@ describe('COPY binary and COPY text store the same values', () => {
   });
 
   it.each(['+00:00', '-03:30'])('for generated rows of every shape (timestamps without a zone at %s)', async (defaultOffset) => {
-    const rules: ReadRules = { eventTypes: DEFAULT_EVENT_TYPES, aliases: DEFAULT_ALIASES, defaultOffset, namedTimeZone: undefined };
+    const rules: ReadRules = { vocabulary: BUILT_IN_VOCABULARY, aliases: DEFAULT_ALIASES, attributes: true, defaultOffset, namedTimeZone: undefined };
     const rows = fc.sample(row, { numRuns: 3000, seed: SEED });
     const path = join(dir, `rows${defaultOffset}.csv`);
-    await writeFile(path, `event_id,user_id,event_type,product_id,price,quantity,event_time\n${rows.map(csv).join('\n')}\n`);
+    await writeFile(path, `event_id,user_id,event_type,product_id,price,quantity,event_time,brand,Category Code\n${rows.map(csv).join('\n')}\n`);
     const st = await stat(path);
     const file = { name: 'tab\there ü.csv', path, size: st.size, mtimeMs: st.mtimeMs };
 
@@ -104,13 +109,20 @@ describe('COPY binary and COPY text store the same values', () => {
       const differing = await client.query(
         `SELECT b.source_line, b.price::text AS b_price, t.price::text AS t_price, b.event_time AS b_time, t.event_time AS t_time, t.raw
            FROM as_binary b FULL JOIN as_text t USING (source_line)
-          WHERE (b.event_id, b.user_id, b.event_type, b.product_id, b.price::text, b.quantity, b.event_time, b.source_file, b.batch_id)
-                IS DISTINCT FROM (t.event_id, t.user_id, t.event_type, t.product_id, t.price::text, t.quantity, t.event_time, t.source_file, t.batch_id)
+          WHERE (b.event_id, b.user_id, b.event_type, b.product_id, b.price::text, b.quantity, b.event_time, b.source_event_id, b.attributes, b.source_file, b.batch_id)
+                IS DISTINCT FROM (t.event_id, t.user_id, t.event_type, t.product_id, t.price::text, t.quantity, t.event_time, t.source_event_id, t.attributes, t.source_file, t.batch_id)
           LIMIT 5`,
       );
       expect(differing.rows, `seed ${SEED}`).toEqual([]);
       const { rows: counts } = await client.query('SELECT (SELECT count(*) FROM as_binary)::int AS b, (SELECT count(*) FROM as_text)::int AS t');
       expect(counts[0]).toEqual({ b: binary.rowsValid, t: binary.rowsValid });
+      // Guards against a vacuous comparison: nulls, ids that are not UUIDs and attributes were all there.
+      const { rows: shapes } = await client.query(
+        `SELECT count(*) FILTER (WHERE price IS NULL)::int > 0 AND count(*) FILTER (WHERE product_id IS NULL)::int > 0
+            AND count(*) FILTER (WHERE source_event_id IS NOT NULL)::int > 0 AND count(*) FILTER (WHERE attributes ? 'category_code')::int > 0 AS ok
+           FROM as_binary`,
+      );
+      expect(shapes[0].ok).toBe(true);
     } finally {
       client.release();
     }

@@ -5,13 +5,14 @@ import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compiled, ROOT } from '../lib/paths.ts';
 import { accountingViolations, logLines } from './fixtures/checks.ts';
-import { RUNS, type FixtureFile, type FixtureRun, type Reject } from './fixtures/expected.ts';
+import { RUNS, type FixtureFile, type FixtureRun, type Reject, type StoredValues } from './fixtures/expected.ts';
 import { finished, streamAvailableNow, type Run } from './support/pipeline.ts';
 import type { TestDatabase } from './support/db.ts';
 import { useWorkspace } from './support/workspace.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const IGNORED_COLUMNS_MSG = 'columns not used by dropstream are ignored';
+const NEW_LAYOUT_MSG = /^new layout #(\d+), first met in /;
 const NOBODY = { uid: 65534, gid: 65534 };
 const isRoot = process.getuid?.() === 0;
 
@@ -69,6 +70,8 @@ interface Observed {
   rows: Array<[number, string]> | { lines: number[] };
   rejected: Array<[number, string, unknown]>;
   values?: Record<number, Record<string, unknown> | undefined>;
+  layout?: unknown;
+  defaulted?: unknown;
   warnings: number;
   place: 'input' | 'quarantine' | 'missing' | 'both';
   reasonFileHoldsReason?: boolean;
@@ -105,6 +108,8 @@ function expectedOf(file: FixtureFile, physicalLine: (line: number) => string): 
         rows: e.rows,
         rejected,
         ...(e.values && { values: e.values }),
+        ...(e.layout && { layout: e.layout }),
+        ...(e.defaulted && { defaulted: { event_id: 0, product_id: 0, price: 0, quantity: 0, ...e.defaulted } }),
         warnings: e.ignoredColumns ? 1 : 0,
         place: 'input',
       };
@@ -114,12 +119,12 @@ function expectedOf(file: FixtureFile, physicalLine: (line: number) => string): 
 
 async function observe(db: TestDatabase, file: FixtureFile, dataDir: string, output: string): Promise<Observed> {
   const ledger = await db.query(
-    `SELECT status, reason, rows_read::int, rows_loaded::int, rows_rejected::int, rows_duplicate::int FROM ingest_files WHERE name = $1 ORDER BY id`,
+    `SELECT status, reason, rows_read::int, rows_loaded::int, rows_rejected::int, rows_duplicate::int, layout, rows_defaulted FROM ingest_files WHERE name = $1 ORDER BY id`,
     [file.name],
   );
-  const stored = await db.query<{ line: number; event_id: string; user_id: string; event_type: string; product_id: string; price: string; quantity: number; event_time: string }>(
+  const stored = await db.query<{ line: number; event_id: string } & StoredValues>(
     `SELECT source_line::int AS line, event_id::text, user_id, event_type, product_id, price::text, quantity,
-            to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_time
+            to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_time, source_event_id, attributes
        FROM user_activity WHERE source_file = $1 ORDER BY source_line`,
     [file.name],
   );
@@ -143,7 +148,9 @@ async function observe(db: TestDatabase, file: FixtureFile, dataDir: string, out
   const quarantined = join(dataDir, 'quarantine', file.name);
   const inQuarantine = await exists(quarantined);
   const observed: Observed = {
-    ledger: ledger.rows as Observed['ledger'],
+    ledger: ledger.rows.map(({ layout: _, rows_defaulted: __, ...r }) => r) as Observed['ledger'],
+    ...(e.status === 'loaded' && e.layout && { layout: ledger.rows[0]?.layout }),
+    ...(e.status === 'loaded' && e.defaulted && { defaulted: ledger.rows[0]?.rows_defaulted }),
     rows,
     rejected: rejects.rows.map((r) => [r.line, r.reason, r.raw]),
     ...(values && { values }),
@@ -188,5 +195,13 @@ describe('the fixture corpus (test/fixtures/expected.ts)', () => {
     const recorded = run.files.filter((f) => f.expect.status !== 'ignored').map((f) => f.name);
     expect.soft(rows.map((r) => r.name).sort()).toEqual(recorded.sort());
     expect.soft(await accountingViolations(ws.db)).toEqual([]);
+    // Each layout met is said once, naming the file it was first met in; every loaded file has one.
+    const { rows: layouts } = await ws.db.query<{ id: string; first_file: string }>('SELECT id, first_file FROM ingest_layouts ORDER BY id');
+    const announced = logLines(result.output).filter((l) => NEW_LAYOUT_MSG.test(String(l.msg)));
+    // In id order: files loaded at once may commit, and log, in another order than they recorded their layouts.
+    const byId = (p: [string, unknown], q: [string, unknown]) => Number(p[0]) - Number(q[0]);
+    expect.soft(announced.map((l): [string, unknown] => [String(l.layoutId), l.file]).sort(byId)).toEqual(layouts.map((l) => [l.id, l.first_file]));
+    const { rows: without } = await ws.db.query(`SELECT name FROM ingest_files WHERE status = 'loaded' AND (layout_id IS NULL OR layout IS NULL)`);
+    expect.soft(without).toEqual([]);
   });
 });

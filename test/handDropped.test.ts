@@ -3,10 +3,10 @@ import { appendFile, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_ALIASES } from '../streamer/src/reader/columns.ts';
+import { DEFAULT_ALIASES } from '../streamer/src/reader/contract/columns.ts';
+import { BUILT_IN_VOCABULARY } from '../streamer/src/reader/contract/vocabulary.ts';
 import { FileChangedError, FileReader, type ReadRules } from '../streamer/src/reader/fileReader.ts';
 import { RejectSpool } from '../streamer/src/reader/rejectSpool.ts';
-import { DEFAULT_EVENT_TYPES } from '../streamer/src/reader/validateRow.ts';
 import { accountingViolations } from './fixtures/checks.ts';
 import { finished, startStreamer } from './support/pipeline.ts';
 import { useWorkspace } from './support/workspace.ts';
@@ -198,7 +198,7 @@ describe('files dropped by hand while the streamer runs', () => {
 });
 
 describe('a file that changes while it is read (in-process)', () => {
-  const rules: ReadRules = { eventTypes: DEFAULT_EVENT_TYPES, aliases: DEFAULT_ALIASES, defaultOffset: '+00:00', namedTimeZone: undefined };
+  const rules: ReadRules = { vocabulary: BUILT_IN_VOCABULARY, aliases: DEFAULT_ALIASES, attributes: true, defaultOffset: '+00:00', namedTimeZone: undefined };
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dropstream-changing-'));

@@ -3,12 +3,13 @@ import fc from 'fast-check';
 import { mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_ALIASES } from '../streamer/src/reader/columns.ts';
+import { DEFAULT_ALIASES } from '../streamer/src/reader/contract/columns.ts';
+import { DELIMITERS, type Delimiter } from '../streamer/src/reader/contract/layout.ts';
+import { BUILT_IN_VOCABULARY } from '../streamer/src/reader/contract/vocabulary.ts';
 import { FileReader, FileRejectedError, type ReadRules } from '../streamer/src/reader/fileReader.ts';
 import { RejectSpool } from '../streamer/src/reader/rejectSpool.ts';
-import { DEFAULT_EVENT_TYPES } from '../streamer/src/reader/validateRow.ts';
 import { accountingViolations } from './fixtures/checks.ts';
-import { decodeCopyBinary, decodeCopyText } from './support/copyData.ts';
+import { decodeCopyBinary, decodeCopyText, ROW_FIELDS } from './support/copyData.ts';
 import { streamAvailableNow } from './support/pipeline.ts';
 import { useWorkspace } from './support/workspace.ts';
 
@@ -16,7 +17,8 @@ import { useWorkspace } from './support/workspace.ts';
 const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
 // FC_RUNS=10 runs ten times as many cases (a longer hunt).
 const RUNS = Number(process.env.FC_RUNS ?? 1);
-const RULES: ReadRules = { eventTypes: DEFAULT_EVENT_TYPES, aliases: DEFAULT_ALIASES, defaultOffset: '+00:00', namedTimeZone: undefined };
+const RULES: ReadRules = { vocabulary: BUILT_IN_VOCABULARY, aliases: DEFAULT_ALIASES, attributes: true, defaultOffset: '+00:00', namedTimeZone: undefined };
+const TYPES: ReadonlySet<string> = new Set(BUILT_IN_VOCABULARY.types);
 const BATCH = 7;
 
 // ── generators ──────────────────────────────────────────────────────────────────────────────
@@ -25,19 +27,23 @@ const b = (...parts: Array<string | number[]>) => Buffer.concat(parts.map((p) =>
 
 /** A few ids, so that rows repeat ids (same or other content) within and across files. */
 const IDS = ['0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b', '6f1c9d0e-2b3a-4c5d-9e8f-7a6b5c4d3e2f', 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d', '00000000-0000-4000-8000-000000000001'];
+/** Values every row may hold: ids that are not UUIDs, synonyms, empty optional values, timestamps of other tools. */
 const GOOD = {
-  id: [...IDS, IDS[0]!.toUpperCase(), ` ${IDS[1]} `],
+  id: [...IDS, IDS[0]!.toUpperCase(), ` ${IDS[1]} `, '1', 'evt-778', ''],
   user: ['user_1', 'user_2', ' user_3 ', 'ユーザー', 'back\\slash', 'tab\there'],
-  type: ['view', 'purchase', ' PURCHASE ', 'View'],
-  product: ['SKU-1', 'SKU-2', 'SKU é', '\\N'],
-  price: ['1.00', '19.99', '0', '9999999999.99', '0.005', '007.50'],
-  quantity: ['1', '2', '2147483647', ' 3 ', '+4', '01'],
-  time: ['2026-05-01T10:00:00Z', '2026-05-01T10:00:00.123Z', '2026-05-01 10:00:00', '2026-05-01T15:30:00+05:30', '2026-05-01T02:00:00-0800', '2024-02-29T00:00:00.123456Z', '2026-05-01T10:00:00.123456789Z'],
+  type: ['view', 'purchase', ' PURCHASE ', 'View', 'add_to_cart', 'Buy', 'Product Viewed', 'cart'],
+  product: ['SKU-1', 'SKU-2', 'SKU é', '\\N', ''],
+  price: ['1.00', '19.99', '0', '9999999999.99', '0.005', '007.50', ''],
+  quantity: ['1', '2', '2147483647', ' 3 ', '+4', '01', ''],
+  time: [
+    '2026-05-01T10:00:00Z', '2026-05-01T10:00:00.123Z', '2026-05-01 10:00:00', '2026-05-01T15:30:00+05:30', '2026-05-01T02:00:00-0800',
+    '2024-02-29T00:00:00.123456Z', '2026-05-01T10:00:00.123456789Z', '2019-10-01 00:00:00 UTC', '1569888000', '1569888000123', '2026-05-01T10:00:00+00:00Z',
+  ],
 };
-const BAD_VALUES = ['', ' ', 'abc', 'NaN', '-1.00', '1.5', '0', '-2', '12345678901.00', '2147483648', '2024-02-30T10:00:00Z', 'yesterday', 'click', '1e3', 'Infinity', '0x10', '٣'];
+const BAD_VALUES = ['', ' ', 'abc', 'NaN', '-1.00', '1.5', '0', '-2', '12345678901.00', '2147483648', '2024-02-30T10:00:00Z', 'yesterday', 'teleport', '1e3', 'Infinity', '0x10', '٣', '2019-10-01 00:00:00 CET', '2024'];
 /** Pieces of text and bytes that trouble CSV readers. */
 const NOISE: Buffer[] = [
-  b(','), b('"'), b('""'), b('\r'), b('\n'), b('\r\n'), b(' '), b('\t'), b('\\'),
+  b(','), b(';'), b('|'), b('"'), b('""'), b('\r'), b('\n'), b('\r\n'), b(' '), b('\t'), b('\\'),
   b([0x00]), b([0xff]), b([0xc3]), b([0xe2, 0x82]), b([0xed, 0xa0, 0x80]), b([0xf0, 0x9f, 0x98]), b([0xef, 0xbb, 0xbf]), b([0xc0, 0xaf]),
   b('é'), b('日本'), b('😀'), b('\u2028'),
 ];
@@ -63,17 +69,24 @@ const HEADER_SPECS: Array<Array<[string, Key]>> = [
   // No event_id column: ids derived from content.
   [['user_id', 'user'], ['event_type', 'type'], ['product_id', 'product'], ['price', 'price'], ['quantity', 'quantity'], ['event_time', 'time']],
   [['event_time', 'time'], ['quantity', 'quantity'], ['price', 'price'], ['product_id', 'product'], ['event_type', 'type'], ['user_id', 'user'], ['event_id', 'id']],
+  // REES46: no event_id, no quantity, columns kept in attributes.
+  [['event_time', 'time'], ['event_type', 'type'], ['product_id', 'product'], ['category_code', 'note'], ['brand', 'note'], ['price', 'price'], ['user_id', 'user'], ['user_session', 'note']],
+  // Only the required columns.
+  [['event_type', 'type'], ['event_time', 'time'], ['user_id', 'user']],
+  // The fast path's columns, and an attribute.
+  [['event_id', 'id'], ['user_id', 'user'], ['event_type', 'type'], ['product_id', 'product'], ['price', 'price'], ['quantity', 'quantity'], ['event_time', 'time'], ['Device Type', 'note']],
 ];
-const HEADERS = HEADER_SPECS.map((spec) => spec.map(([name]) => name).join(','));
+const headerText = (spec: Array<[string, Key]>, delimiter: Delimiter) => spec.map(([name]) => name).join(delimiter);
+const HEADERS = HEADER_SPECS.map((spec) => headerText(spec, ','));
 const pool = (key: Key) => (key === 'note' ? ['', 'a note', 'x'] : GOOD[key]);
 
 /**
  * A row for a header: all good values (valid, through the fast path or the full reader), one value
  * spoiled, a field too many or too few, or anything.
  */
-const rowFor = (spec: Array<[string, Key]>): fc.Arbitrary<Buffer> => {
+const rowFor = (spec: Array<[string, Key]>, delimiter: Delimiter = ','): fc.Arbitrary<Buffer> => {
   const good = fc.tuple(...spec.map(([, key]) => fc.constantFrom(...pool(key)).map((v) => b(v))));
-  const join = (fields: Buffer[]) => Buffer.concat(fields.flatMap((f, i) => (i ? [b(','), f] : [f])));
+  const join = (fields: Buffer[]) => Buffer.concat(fields.flatMap((f, i) => (i ? [b(delimiter), f] : [f])));
   return fc.oneof(
     { weight: 5, arbitrary: good.map(join) },
     {
@@ -93,10 +106,12 @@ const header = fc.constantFrom(...HEADERS).map((h) => b(h));
 const bom = fc.boolean().map((yes) => b(yes ? [0xef, 0xbb, 0xbf] : []));
 const lastEol = fc.constantFrom(b('\n'), b('\r\n'), b(''));
 
-/** CSV-ish text: a header that maps, then rows for it; the last line break may be missing. */
+/** CSV-ish text: a header that maps, with any delimiter, then rows for it; the last line break may be missing. */
 const csvish = fc
-  .tuple(bom, fc.nat(HEADER_SPECS.length - 1), fc.constantFrom(b('\n'), b('\r\n')))
-  .chain(([bom, h, eol]) => fc.tuple(lines(rowFor(HEADER_SPECS[h]!)), lastEol).map(([body, last]) => Buffer.concat([bom, b(HEADERS[h]!), eol, body, last])));
+  .tuple(bom, fc.nat(HEADER_SPECS.length - 1), fc.constantFrom(b('\n'), b('\r\n')), fc.constantFrom(...DELIMITERS))
+  .chain(([bom, h, eol, d]) =>
+    fc.tuple(lines(rowFor(HEADER_SPECS[h]!, d)), lastEol).map(([body, last]) => Buffer.concat([bom, b(headerText(HEADER_SPECS[h]!, d)), eol, body, last])),
+  );
 /** Anything at all: random bytes, noise, or a good header followed by either. */
 const anyBytes = fc.oneof(
   fc.uint8Array({ maxLength: 2000 }).map((a) => Buffer.from(a)),
@@ -142,11 +157,23 @@ async function readFile(path: string, name: string, withRaw = false, rules = RUL
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-/** A COPY text value: no raw tab, line break or NUL; backslashes only as escapes. */
-const COPY_VALUE = /^(?:[^\\\t\n\r\0]|\\[\\tnr])*$/;
+/** A COPY text value: null (\N), or no raw tab, line break or NUL, and backslashes only as escapes. */
+const COPY_VALUE = /^(?:\\N|(?:[^\\\t\n\r\0]|\\[\\tnr])*)$/;
+
+const NULL = '\\N';
 
 /** The checks every read must pass, whatever the input. Plain checks, one expect at the end: thousands of rows stay fast. */
-function checkRead(read: Read, content: Buffer, name: string, width = 10): void {
+/** A JSON object of non-empty text values (COPY-escaped). */
+function isAttributes(text: string): boolean {
+  try {
+    const value: unknown = JSON.parse(text.replace(/\\(.)/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : c)));
+    return typeof value === 'object' && value !== null && Object.values(value).length > 0 && Object.values(value).every((v) => typeof v === 'string' && v !== '' && v === v.trim());
+  } catch {
+    return false;
+  }
+}
+
+function checkRead(read: Read, content: Buffer, name: string, width = ROW_FIELDS): void {
   const { counts } = read;
   const problems: string[] = [];
   const check = (ok: boolean, what: () => string) => {
@@ -169,13 +196,17 @@ function checkRead(read: Read, content: Buffer, name: string, width = 10): void 
   for (const fields of read.rows) {
     const show = () => JSON.stringify(fields);
     check(fields.length === width, () => `a COPY line with ${fields.length} fields, not ${width}: ${show()}`);
-    const [eventId, userId, eventType, productId, price, quantity, eventTime, sourceFile, sourceLine, batch] = fields as [string, string, string, string, string, string, string, string, string, string];
+    const [eventId, userId, eventType, productId, price, quantity, eventTime, sourceEventId, attributes, sourceFile, sourceLine, batch] = fields as string[] as [
+      string, string, string, string, string, string, string, string, string, string, string, string,
+    ];
     check(UUID.test(eventId), () => `event_id: ${show()}`);
-    check(userId !== '' && productId !== '', () => `empty user_id or product_id: ${show()}`);
+    check(userId !== '' && userId !== NULL && productId !== '', () => `empty user_id or product_id: ${show()}`);
     check(fields.every((v) => COPY_VALUE.test(v)), () => `a value that is not COPY text: ${show()}`);
-    check(DEFAULT_EVENT_TYPES.has(eventType), () => `event_type: ${show()}`);
-    check(/^(0|[1-9]\d{0,9})\.\d{2}$/.test(price), () => `price: ${show()}`);
-    check(/^[1-9]\d{0,9}$/.test(quantity) && Number(quantity) <= 2_147_483_647, () => `quantity: ${show()}`);
+    check(TYPES.has(eventType), () => `event_type: ${show()}`);
+    check(price === NULL || /^(0|[1-9]\d{0,9})\.\d{2}$/.test(price), () => `price: ${show()}`);
+    check(/^(0|[1-9]\d{0,9})$/.test(quantity) && Number(quantity) <= 2_147_483_647 && (quantity !== '0' || eventType !== 'purchase'), () => `quantity: ${show()}`);
+    check(sourceEventId !== '' && (sourceEventId === NULL || !UUID.test(sourceEventId.toLowerCase())), () => `source_event_id: ${show()}`);
+    check(attributes === NULL || isAttributes(attributes), () => `attributes: ${show()}`);
     check(INSTANT.test(eventTime), () => `event_time: ${show()}`);
     check(sourceFile === escapedName, () => `source_file: ${show()}`);
     check(batch === String(BATCH), () => `batch_id: ${show()}`);
@@ -209,7 +240,7 @@ describe('the reader, on generated input (in-process)', () => {
     return path;
   };
 
-  it('never crashes: it reads a file or rejects it as a whole; counts add up; every COPY row has 10 valid fields', async () => {
+  it('never crashes: it reads a file or rejects it as a whole; counts add up; every COPY row has 12 valid fields', async () => {
     await fc.assert(
       fc.asyncProperty(anyBytes, async (content) => {
         const path = await write(content);
@@ -226,10 +257,10 @@ describe('the reader, on generated input (in-process)', () => {
         const plain = await readFile(path, 'a\tb\\c.csv');
         const withRaw = await readFile(path, 'a\tb\\c.csv', true);
         checkRead(plain, content, 'a\tb\\c.csv');
-        checkRead(withRaw, content, 'a\tb\\c.csv', 11);
+        checkRead(withRaw, content, 'a\tb\\c.csv', ROW_FIELDS + 1);
         expect(withRaw.outcome).toBe(plain.outcome);
         expect(withRaw.counts).toEqual(plain.counts);
-        expect(withRaw.rows.map((f) => f.slice(0, 10))).toEqual(plain.rows);
+        expect(withRaw.rows.map((f) => f.slice(0, ROW_FIELDS))).toEqual(plain.rows);
         expect(withRaw.rejects).toEqual(plain.rejects);
       }),
       { numRuns: 200 * RUNS, seed: SEED },
@@ -264,7 +295,7 @@ describe('the reader, on generated input (in-process)', () => {
         const path = await write(content);
         const read = await readFile(path, 'big.csv');
         checkRead(read, content, 'big.csv');
-        const seen = [...read.rows.map((f) => Number(f[8])), ...read.rejects.map((f) => Number(f[1]))].sort((p, q) => p - q);
+        const seen = [...read.rows.map((f) => Number(f[ROW_FIELDS - 2])), ...read.rejects.map((f) => Number(f[1]))].sort((p, q) => p - q);
         expect(seen).toEqual(expected);
       }),
       { numRuns: 8 * RUNS, seed: SEED },

@@ -32,18 +32,22 @@ function timeless(s: StreamStatus): unknown {
   return { ...s, at: undefined, pending: { ...s.pending, oldest: s.pending.oldest && { ...s.pending.oldest, ageMs: undefined } } };
 }
 
+// Another layout than the generator's: ; between columns, and a column kept in attributes.
 const HANDMADE = [
-  'event_id,user_id,event_type,product_id,price,quantity,event_time',
-  '0b6f1c9e-1d2a-4b3c-8d4e-5f6a7b8c9d01,user_1,purchase,SKU-1,10.00,2,2026-01-01T00:00:00Z',
-  '0b6f1c9e-1d2a-4b3c-8d4e-5f6a7b8c9d02,user_2,view,SKU-2,5.50,1,2026-01-01T00:00:01Z',
-  '0b6f1c9e-1d2a-4b3c-8d4e-5f6a7b8c9d03,user_3,view,SKU-3,NaN,1,2026-01-01T00:00:02Z',
+  'event_id;user_id;event_type;product_id;price;quantity;event_time;channel',
+  '0b6f1c9e-1d2a-4b3c-8d4e-5f6a7b8c9d01;user_1;purchase;SKU-1;10.00;2;2026-01-01T00:00:00Z;web',
+  '0b6f1c9e-1d2a-4b3c-8d4e-5f6a7b8c9d02;user_2;view;SKU-2;5.50;1;2026-01-01T00:00:01Z;app',
+  '0b6f1c9e-1d2a-4b3c-8d4e-5f6a7b8c9d03;user_3;view;SKU-3;NaN;1;2026-01-01T00:00:02Z;web',
 ].join('\n');
+const FIELDS = ['event_id', 'user_id', 'event_type', 'product_id', 'price', 'quantity', 'event_time'];
+const named = Object.fromEntries(FIELDS.map((f) => [f, f]));
 
 describe('status: where the stream stands', () => {
   let db: TestDatabase;
   let data: Awaited<ReturnType<typeof makeDataDir>>;
   /** Names dropped into input/ after the run: the pending files, with their sizes. */
   let late: Array<{ name: string; size: number; mtimeMs: number }>;
+  let firstRun: string;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -54,8 +58,10 @@ describe('status: where the stream stands', () => {
     await generate(data.dir, { files: 6, rows: 50, seed: 21 });
     await writeFile(join(data.input, 'handmade.csv'), `${HANDMADE}\n`);
     await writeFile(join(data.input, 'bad.csv'), 'event_id,user_id\nx,y\n');
-    const run = await streamAvailableNow(data.dir, db, ['--max-files-per-batch', '3']);
+    // Three files at once: the first batch meets the generator's layout three times concurrently.
+    const run = await streamAvailableNow(data.dir, db, ['--max-files-per-batch', '3', '--file-concurrency', '3']);
     expect(run.code, run.output).toBe(0);
+    firstRun = run.output;
 
     // Dropped after the run: two files pending, and names the streamer never reads.
     const before = new Set(await readdir(data.input));
@@ -107,6 +113,27 @@ describe('status: where the stream stands', () => {
     expect(s.quarantine.entries).toEqual([{ name: 'bad.csv', reason: expect.stringMatching(/required columns missing/), at: expect.any(String), batchId: expect.any(Number), reloaded: false }]);
 
     expect(s.totals).toEqual({ events: 302, rejects: 1, batches: 3, files: { loaded: 7, empty: 0, duplicate: 0, quarantined: 1 } });
+
+    // Each layout is announced once, by the transaction that recorded it.
+    const announced = firstRun.split('\n').filter((l) => l.includes('"msg":"new layout #'));
+    expect(announced.map((l) => JSON.parse(l).layoutId).sort()).toEqual(s.layouts.map((l) => l.id).sort());
+    // The generator's layout for 6 files, the hand-made one for 1; the file set aside has none.
+    expect(s.layouts).toEqual([
+      {
+        id: expect.any(Number),
+        files: 6,
+        firstFile: expect.stringMatching(/^events-.*\.csv$/),
+        firstSeen: expect.any(String),
+        layout: { delimiter: ',', fields: named, attributes: {}, ignored: [], defaults: {} },
+      },
+      {
+        id: expect.any(Number),
+        files: 1,
+        firstFile: 'handmade.csv',
+        firstSeen: expect.any(String),
+        layout: { delimiter: ';', fields: named, attributes: { channel: 'channel' }, ignored: [], defaults: {} },
+      },
+    ]);
   });
 
   it('the CLI with --json prints the same figures as parseable JSON', async () => {
@@ -135,6 +162,11 @@ describe('status: where the stream stands', () => {
     const filesEnd = lines[header]!.indexOf('files') + 'files'.length;
     for (const r of rows) expect(r.slice(0, filesEnd)).toMatch(/ [23]$/);
     expect(run.output).toMatch(/^ {2}bad\.csv +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\d+ {2}required columns missing/m);
+    // The layouts seen, the most used first, each in one line.
+    const fields = FIELDS.join(', ');
+    expect(run.output).toMatch(/^Layouts seen \(2, the most used first\)$/m);
+    expect(run.output).toMatch(new RegExp(`^  #\\d+  6 files, first met in events-\\S+\\.csv: delimiter ','; fields ${fields}$`, 'm'));
+    expect(run.output).toMatch(new RegExp(`^  #\\d+  1 file, first met in handmade\\.csv: delimiter ';'; fields ${fields}; attributes channel$`, 'm'));
 
     function oldestName(): string {
       return [...late].sort((a, b) => a.mtimeMs - b.mtimeMs || (a.name < b.name ? -1 : 1))[0]!.name.replace(/[.]/g, '\\.');

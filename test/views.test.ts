@@ -94,25 +94,25 @@ describe('revenue views', () => {
 
   it('revenue_by_hour: purchases per UTC hour', async () => {
     expect((await readViews(utc)).revenue_by_hour).toEqual([
-      { hour: '2026-03-01T10:00:00.000Z', purchases: '2', units: '3', revenue: '25.50' },
-      { hour: '2026-03-01T11:00:00.000Z', purchases: '1', units: '3', revenue: '16.50' },
-      { hour: '2026-03-02T01:00:00.000Z', purchases: '2', units: '2', revenue: '109.99' },
+      { hour: '2026-03-01T10:00:00.000Z', purchases: '2', units: '3', revenue: '25.50', purchases_unpriced: '0' },
+      { hour: '2026-03-01T11:00:00.000Z', purchases: '1', units: '3', revenue: '16.50', purchases_unpriced: '0' },
+      { hour: '2026-03-02T01:00:00.000Z', purchases: '2', units: '2', revenue: '109.99', purchases_unpriced: '0' },
     ]);
   });
 
   it('revenue_by_day: purchases per UTC day, with distinct buyers', async () => {
     expect((await readViews(utc)).revenue_by_day).toEqual([
-      { day: '2026-03-01', purchases: '3', units: '6', revenue: '42.00', buyers: '2' },
-      { day: '2026-03-02', purchases: '2', units: '2', revenue: '109.99', buyers: '2' },
+      { day: '2026-03-01', purchases: '3', units: '6', revenue: '42.00', buyers: '2', purchases_unpriced: '0' },
+      { day: '2026-03-02', purchases: '2', units: '2', revenue: '109.99', buyers: '2', purchases_unpriced: '0' },
     ]);
   });
 
   it('revenue_by_product: null conversion without views, zero revenue without purchases', async () => {
     expect((await readViews(utc)).revenue_by_product).toEqual([
-      { product_id: 'p1', views: '3', purchases: '2', units: '3', revenue: '30.00', conversion_rate: '0.6667' },
-      { product_id: 'p2', views: '2', purchases: '2', units: '4', revenue: '22.00', conversion_rate: '1.0000' },
-      { product_id: 'p3', views: '0', purchases: '1', units: '1', revenue: '99.99', conversion_rate: null },
-      { product_id: 'p4', views: '2', purchases: '0', units: '0', revenue: '0.00', conversion_rate: '0.0000' },
+      { product_id: 'p1', views: '3', purchases: '2', units: '3', revenue: '30.00', conversion_rate: '0.6667', purchases_unpriced: '0' },
+      { product_id: 'p2', views: '2', purchases: '2', units: '4', revenue: '22.00', conversion_rate: '1.0000', purchases_unpriced: '0' },
+      { product_id: 'p3', views: '0', purchases: '1', units: '1', revenue: '99.99', conversion_rate: null, purchases_unpriced: '0' },
+      { product_id: 'p4', views: '2', purchases: '0', units: '0', revenue: '0.00', conversion_rate: '0.0000', purchases_unpriced: '0' },
     ]);
   });
 
@@ -120,19 +120,19 @@ describe('revenue views', () => {
     expect((await readViews(utc)).revenue_by_user).toEqual([
       {
         user_id: 'u1', views: '2', purchases: '2', revenue: '30.00',
-        first_seen: '2026-03-01T10:05:00.000Z', last_seen: '2026-03-02T09:30:00.000Z',
+        first_seen: '2026-03-01T10:05:00.000Z', last_seen: '2026-03-02T09:30:00.000Z', purchases_unpriced: '0',
       },
       {
         user_id: 'u2', views: '2', purchases: '2', revenue: '22.00',
-        first_seen: '2026-03-01T10:40:00.000Z', last_seen: '2026-03-01T11:15:00.000Z',
+        first_seen: '2026-03-01T10:40:00.000Z', last_seen: '2026-03-01T11:15:00.000Z', purchases_unpriced: '0',
       },
       {
         user_id: 'u3', views: '1', purchases: '1', revenue: '99.99',
-        first_seen: '2026-03-01T22:00:00.000Z', last_seen: '2026-03-02T01:30:00.000Z',
+        first_seen: '2026-03-01T22:00:00.000Z', last_seen: '2026-03-02T01:30:00.000Z', purchases_unpriced: '0',
       },
       {
         user_id: 'u4', views: '2', purchases: '0', revenue: '0.00',
-        first_seen: '2026-03-02T09:00:00.000Z', last_seen: '2026-03-02T09:05:00.000Z',
+        first_seen: '2026-03-02T09:00:00.000Z', last_seen: '2026-03-02T09:05:00.000Z', purchases_unpriced: '0',
       },
     ]);
   });
@@ -144,7 +144,7 @@ describe('revenue views', () => {
   });
 
   it('ingest_summary: each file beside the rows it holds', async () => {
-    const common = { rows_duplicate: '0' };
+    const common = { rows_duplicate: '0', purchases_unpriced: '0' };
     expect((await readViews(utc)).ingest_summary).toEqual([
       {
         ...common, name: 'bad.csv', batch_id: '2', status: 'quarantined', reason: 'no header', committed_at: '2026-03-03T00:00:02.000Z',
@@ -184,8 +184,75 @@ describe('revenue views', () => {
     }
   });
 
-  it('can be applied again by hand (CREATE OR REPLACE)', async () => {
-    await utc.query(await readFile(`${SQL_DIR}/002_revenue_views.sql`, 'utf8'));
-    expect((await readViews(utc)).conversion_funnel).toHaveLength(1);
+  it('can be applied again by hand (CREATE OR REPLACE; the latest definitions are in 010)', async () => {
+    expect(await migrate(utc)).toEqual([]);
+    const before = await readViews(utc);
+    await utc.query(await readFile(`${SQL_DIR}/010_data_contract.sql`, 'utf8'));
+    expect(await readViews(utc)).toEqual(before);
+  });
+});
+
+describe('revenue views, with purchases that have no price', () => {
+  let db: TestDatabase;
+  let utc: pg.Client;
+  // [user, type, product, price, quantity, event_time, source_file]; null: not in the file.
+  const rows: Array<[string, string, string | null, string | null, number, string, string]> = [
+    ['u1', 'purchase', 'p1', '10.00', 2, '2026-03-01T10:00:00Z', 'a.csv'],
+    ['u1', 'purchase', 'p1', null, 3, '2026-03-01T10:30:00Z', 'a.csv'],
+    ['u3', 'purchase', null, '5.00', 1, '2026-03-02T08:00:00Z', 'a.csv'],
+    ['u3', 'view', null, null, 1, '2026-03-02T07:00:00Z', 'a.csv'],
+    ['u2', 'purchase', 'p2', null, 1, '2026-03-01T11:00:00Z', 'b.csv'],
+    ['u2', 'view', 'p2', null, 1, '2026-03-01T10:50:00Z', 'b.csv'],
+  ];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    utc = await connect(db.url, 'UTC');
+    await migrate(utc);
+    for (const [i, [user, type, product, price, quantity, time, file]] of rows.entries()) {
+      await utc.query(
+        `INSERT INTO user_activity (event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)`,
+        [randomUUID(), user, type, product, price, quantity, time, file, i + 2],
+      );
+    }
+    await utc.query(
+      `INSERT INTO ingest_files (name, fingerprint, size, mtime, status, rows_read, rows_loaded, batch_id, committed_at)
+       VALUES ('a.csv', 'aa', 100, '2026-03-02T00:00:00Z', 'loaded', 4, 4, 1, '2026-03-02T00:00:01Z'),
+              ('b.csv', 'bb', 100, '2026-03-02T00:00:00Z', 'loaded', 2, 2, 1, '2026-03-02T00:00:02Z')`,
+    );
+  });
+  afterAll(async () => {
+    await utc?.end();
+    await db?.drop();
+  });
+
+  it('count them apart and never as 0: revenue is of the priced ones, null where none is priced', async () => {
+    const views = await readViews(utc);
+    expect(views.revenue_by_hour).toEqual([
+      { hour: '2026-03-01T10:00:00.000Z', purchases: '2', units: '5', revenue: '20.00', purchases_unpriced: '1' },
+      { hour: '2026-03-01T11:00:00.000Z', purchases: '1', units: '1', revenue: null, purchases_unpriced: '1' },
+      { hour: '2026-03-02T08:00:00.000Z', purchases: '1', units: '1', revenue: '5.00', purchases_unpriced: '0' },
+    ]);
+    expect(views.revenue_by_day).toEqual([
+      { day: '2026-03-01', purchases: '3', units: '6', revenue: '20.00', buyers: '2', purchases_unpriced: '2' },
+      { day: '2026-03-02', purchases: '1', units: '1', revenue: '5.00', buyers: '1', purchases_unpriced: '0' },
+    ]);
+    // ORDER BY product_id puts the events without a product last.
+    expect(views.revenue_by_product).toEqual([
+      { product_id: 'p1', views: '0', purchases: '2', units: '5', revenue: '20.00', conversion_rate: null, purchases_unpriced: '1' },
+      { product_id: 'p2', views: '1', purchases: '1', units: '1', revenue: null, conversion_rate: '1.0000', purchases_unpriced: '1' },
+      { product_id: null, views: '1', purchases: '1', units: '1', revenue: '5.00', conversion_rate: '1.0000', purchases_unpriced: '0' },
+    ]);
+    expect(views.revenue_by_user.map(({ user_id, purchases, revenue, purchases_unpriced }) => ({ user_id, purchases, revenue, purchases_unpriced }))).toEqual([
+      { user_id: 'u1', purchases: '2', revenue: '20.00', purchases_unpriced: '1' },
+      { user_id: 'u2', purchases: '1', revenue: null, purchases_unpriced: '1' },
+      { user_id: 'u3', purchases: '1', revenue: '5.00', purchases_unpriced: '0' },
+    ]);
+    expect(views.ingest_summary.map(({ name, purchases, revenue, purchases_unpriced }) => ({ name, purchases, revenue, purchases_unpriced }))).toEqual([
+      { name: 'a.csv', purchases: '3', revenue: '25.00', purchases_unpriced: '1' },
+      { name: 'b.csv', purchases: '1', revenue: null, purchases_unpriced: '1' },
+    ]);
+    expect(views.conversion_funnel).toEqual([{ viewers: '2', buyers: '3', views: '2', purchases: '4', view_to_purchase_rate: '2.0000', buyer_rate: '1.5000' }]);
   });
 });

@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import bytes from 'bytes';
 import { z } from 'zod';
 import { MAX_TIMER_MS } from '../../lib/maxTimer.ts';
-import { COLUMNS, DEFAULT_ALIASES, type Column } from './reader/columns.ts';
+import { COLUMNS, DEFAULT_ALIASES, type Column } from './reader/contract/columns.ts';
+import { parseEventTypes, withSynonyms } from './reader/contract/vocabulary.ts';
 import type { ReadRules } from './reader/fileReader.ts';
 import type { CleanSource } from './source/retireFile.ts';
 
@@ -22,7 +23,9 @@ const SETTINGS = {
   'copy-stall-timeout-ms': { env: 'DROPSTREAM_COPY_STALL_TIMEOUT_MS', default: '60000', help: 'a COPY that makes no progress this long is cut off and retried' },
   'rebuild-checkpoint': { env: 'DROPSTREAM_REBUILD_CHECKPOINT', default: 'false', help: 'set a damaged checkpoint aside and rebuild it from the database ledger' },
   recursive: { env: 'DROPSTREAM_RECURSIVE', default: 'false', help: 'also read files in subdirectories of input (named by their relative path)' },
-  'event-types': { env: 'DROPSTREAM_EVENT_TYPES', default: 'view,purchase', help: 'allowed event_type values, comma-separated (compared lower-cased)' },
+  'event-types': { env: 'DROPSTREAM_EVENT_TYPES', default: '', help: "event types accepted: empty = the built-in vocabulary (view, purchase, add_to_cart, …, with their synonyms); '+a,b' adds to it; 'a,b' replaces it; '*' accepts any value" },
+  'event-synonyms': { env: 'DROPSTREAM_EVENT_SYNONYMS', default: '', help: "more names for event types, e.g. 'purchase=bought,paid;add_to_cart=basket'" },
+  'extra-columns': { env: 'DROPSTREAM_EXTRA_COLUMNS', default: 'attributes', help: 'columns that map to no field: kept in user_activity.attributes (attributes) or dropped (ignore)' },
   'column-aliases': { env: 'DROPSTREAM_COLUMN_ALIASES', default: '', help: "more header names per column, e.g. 'event_time=when,at;user_id=shopper'" },
   'default-time-zone': { env: 'DROPSTREAM_DEFAULT_TIME_ZONE', default: 'UTC', help: 'zone of timestamps written without one: UTC, an IANA name (Europe/Paris) or an offset (+02:00)' },
   'pg-port': { env: 'DROPSTREAM_PG_PORT', default: '54329', help: 'port of the embedded PostgreSQL (used when DATABASE_URL is not set)' },
@@ -71,10 +74,16 @@ const schema = z.object({
   'http-port': wholeNumber(0).refine((n) => n <= 65535, 'must be ≤ 65535'),
   'http-host': z.string().trim().min(1, 'must not be empty'),
   recursive: boolean,
-  'event-types': z
-    .string()
-    .transform((v) => v.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
-    .refine((types) => types.length > 0 && types.every((t) => !/[\t\n\r\\]/.test(t)), 'must list one or more event types, e.g. view,purchase'),
+  'event-types': z.string().transform((v, ctx) => {
+    const vocabulary = parseEventTypes(v);
+    if (typeof vocabulary === 'string') {
+      ctx.addIssue({ code: 'custom', message: vocabulary });
+      return z.NEVER;
+    }
+    return vocabulary;
+  }),
+  'event-synonyms': z.string(),
+  'extra-columns': z.enum(['attributes', 'ignore'], { error: 'must be attributes or ignore' }),
   'column-aliases': z.string().transform((v, ctx) => {
     const aliases = parseAliases(v);
     if (typeof aliases === 'string') {
@@ -134,7 +143,7 @@ export interface StreamerConfig {
   copyStallMs: number;
   rebuildCheckpoint: boolean;
   recursive: boolean;
-  /** How rows are read: allowed event types, header aliases, default time zone. */
+  /** How rows are read: event vocabulary, header aliases, extra columns, default time zone. */
   rules: ReadRules;
 }
 
@@ -167,15 +176,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const flag = (parsed.values as Record<string, string | boolean | undefined>)[name];
     raw[name] = flag !== undefined ? String(flag) : (env[setting.env] ?? setting.default);
   }
+  const invalid = (issues: Array<{ name: SettingName; message: string }>) =>
+    new ConfigError(`Invalid configuration:\n  ${issues.map(({ name, message }) => `--${name} (${SETTINGS[name].env}) ${message}, got '${raw[name]}'`).join('\n  ')}`);
   const result = schema.safeParse(raw);
-  if (!result.success) {
-    const messages = result.error.issues.map((issue) => {
-      const name = String(issue.path[0]) as SettingName;
-      return `--${name} (${SETTINGS[name].env}) ${issue.message}, got '${raw[name]}'`;
-    });
-    throw new ConfigError(`Invalid configuration:\n  ${messages.join('\n  ')}`);
-  }
+  if (!result.success) throw invalid(result.error.issues.map((issue) => ({ name: String(issue.path[0]) as SettingName, message: issue.message })));
   const v = result.data;
+  const vocabulary = withSynonyms(v['event-types'], v['event-synonyms']);
+  if (typeof vocabulary === 'string') throw invalid([{ name: 'event-synonyms', message: vocabulary }]);
   const databaseUrl = env.DATABASE_URL?.trim() || undefined;
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError(`Invalid configuration:\n  DATABASE_URL must start with postgres:// or postgresql://, got '${databaseUrl}'`);
@@ -203,8 +210,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     rebuildCheckpoint: v['rebuild-checkpoint'],
     recursive: v.recursive,
     rules: {
-      eventTypes: new Set(v['event-types']),
+      vocabulary,
       aliases: v['column-aliases'],
+      attributes: v['extra-columns'] === 'attributes',
       ...timeZoneRule(v['default-time-zone']),
     },
   };

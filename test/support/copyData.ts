@@ -1,9 +1,10 @@
 import { parseTimestamp } from '../../streamer/src/reader/parseTimestamp.ts';
 
 // The reader writes user_activity rows as COPY binary (or COPY text for the staging table). Tests
-// read both back into one form: each field as COPY text, with price as "units.cc" (rounded as
-// numeric(12,2) rounds) and event_time as the UTC instant to the microsecond, so that rows from
-// either format compare equal when they stand for the same values.
+// read both back into one form: each field as COPY text (null as \N), with price as "units.cc"
+// (rounded as numeric(12,2) rounds), event_time as the UTC instant to the microsecond and
+// attributes as their JSON text, so that rows from either format compare equal when they stand
+// for the same values.
 
 const escape = (v: string) => v.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 const unescape = (v: string) => v.replace(/\\(.)/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : c));
@@ -24,7 +25,11 @@ function priceText(text: string): string {
   return `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}`;
 }
 
-/** Rows of COPY text (user_activity's 10 columns, maybe a raw one after), normalised. */
+/** user_activity's columns in a COPY row. */
+export const ROW_FIELDS = 12;
+const NULL = '\\N';
+
+/** Rows of COPY text (user_activity's 12 columns, maybe a raw one after), normalised. */
 export function decodeCopyText(data: Buffer): string[][] {
   const text = data.toString('utf8');
   if (!Buffer.from(text, 'utf8').equals(data)) throw new Error('COPY text is not valid UTF-8');
@@ -35,9 +40,9 @@ export function decodeCopyText(data: Buffer): string[][] {
     .split('\n')
     .map((line) => {
       const f = line.split('\t');
-      if (f.length >= 10) {
+      if (f.length >= ROW_FIELDS) {
         const t = parseTimestamp(unescape(f[6]!), undefined);
-        f[4] = priceText(f[4]!);
+        if (f[4] !== NULL) f[4] = priceText(f[4]!);
         f[6] = t && !Number.isNaN(t.seconds) ? instant(BigInt(t.seconds) * 1_000_000n + BigInt(t.micros)) : `unreadable: ${f[6]}`;
       }
       return f;
@@ -46,7 +51,7 @@ export function decodeCopyText(data: Buffer): string[][] {
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
-/** Rows of COPY binary for user_activity's 10 columns, decoded by the format's definition. */
+/** Rows of COPY binary for user_activity's 12 columns, decoded by the format's definition. */
 export function decodeCopyBinary(data: Buffer): string[][] {
   if (data.length === 0) return [];
   if (!data.subarray(0, 11).equals(SIGNATURE)) throw new Error('COPY binary signature missing');
@@ -56,31 +61,39 @@ export function decodeCopyBinary(data: Buffer): string[][] {
     const fields = data.readInt16BE(at);
     at += 2;
     if (fields === -1) break;
-    if (fields !== 10) throw new Error(`a row of ${fields} fields`);
-    const values: Buffer[] = [];
+    if (fields !== ROW_FIELDS) throw new Error(`a row of ${fields} fields`);
+    const values: Array<Buffer | null> = [];
     for (let i = 0; i < fields; i++) {
       const n = data.readInt32BE(at);
-      values.push(data.subarray(at + 4, at + 4 + n));
-      at += 4 + n;
+      values.push(n === -1 ? null : data.subarray(at + 4, at + 4 + n));
+      at += 4 + Math.max(n, 0);
     }
     const text = (v: Buffer) => {
       const s = v.toString('utf8');
       if (!Buffer.from(s, 'utf8').equals(v)) throw new Error('a text field that is not valid UTF-8');
       return escape(s);
     };
-    const [id, user, type, product, price, quantity, time, file, line, batch] = values as [Buffer, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
-    const hex = id.toString('hex');
+    type Field = Buffer | null;
+    const [id, user, type, product, price, quantity, time, sourceId, attributes, file, line, batch] = values as [Field, Field, Field, Field, Field, Field, Field, Field, Field, Field, Field, Field];
+    const required = (v: Buffer | null, what: string) => {
+      if (v === null) throw new Error(`${what} is null`);
+      return v;
+    };
+    const hex = required(id, 'event_id').toString('hex');
+    if (attributes && attributes[0] !== 1) throw new Error(`jsonb version ${attributes[0]}`);
     rows.push([
       `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,
-      text(user),
-      text(type),
-      text(product),
-      numeric(price),
-      String(quantity.readInt32BE(0)),
-      instant(time.readBigInt64BE(0)),
-      text(file),
-      String(line.readBigInt64BE(0)),
-      String(batch.readBigInt64BE(0)),
+      text(required(user, 'user_id')),
+      text(required(type, 'event_type')),
+      product ? text(product) : NULL,
+      price ? numeric(price) : NULL,
+      String(required(quantity, 'quantity').readInt32BE(0)),
+      instant(required(time, 'event_time').readBigInt64BE(0)),
+      sourceId ? text(sourceId) : NULL,
+      attributes ? text(attributes.subarray(1)) : NULL,
+      text(required(file, 'source_file')),
+      String(required(line, 'source_line').readBigInt64BE(0)),
+      String(required(batch, 'batch_id').readBigInt64BE(0)),
     ]);
   }
   if (at !== data.length) throw new Error(`${data.length - at} bytes after the trailer`);

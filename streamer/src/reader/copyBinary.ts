@@ -7,8 +7,8 @@ import type { EventRow } from './validateRow.ts';
 /** Signature, flags (no OIDs), no header extension. */
 export const BINARY_HEADER = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
 export const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
-/** The event's 7 columns, then source_file, source_line and batch_id. */
-export const ROW_FIELDS = 10;
+/** The event's 7 columns, source_event_id and attributes, then source_file, source_line and batch_id. */
+export const ROW_FIELDS = 12;
 
 const DASH = 45;
 const NOT_HEX = 255;
@@ -41,6 +41,17 @@ export function textField(out: CopyBuffer, src: Buffer, start: number, end: numb
 export function stringField(out: CopyBuffer, text: string): void {
   out.int32(Buffer.byteLength(text));
   out.writeString(text);
+}
+
+export function nullField(out: CopyBuffer): void {
+  out.int32(-1);
+}
+
+/** jsonb: a version byte (1), then the JSON text. */
+export function jsonbField(out: CopyBuffer, json: string): void {
+  out.int32(Buffer.byteLength(json) + 1);
+  out.uint8(1);
+  out.writeString(json);
 }
 
 /** numeric(12,2) from cents: base-10000 digits, most significant first, scale 2. */
@@ -79,20 +90,33 @@ export function timestamptzField(out: CopyBuffer, seconds: number, micros: numbe
 /** The columns after the event's: the same for every row of a file, but for the line. */
 export class RowTail {
   private readonly file: Buffer;
+  /** source_event_id and attributes null, then the file: most rows, in one piece. */
+  private readonly nullsThenFile: Buffer;
   private readonly batch: Buffer;
 
   constructor(fileName: string, batchId: number) {
     const name = Buffer.from(fileName);
-    this.file = Buffer.alloc(4 + name.length);
-    this.file.writeInt32BE(name.length);
-    name.copy(this.file, 4);
+    this.nullsThenFile = Buffer.alloc(12 + name.length);
+    this.nullsThenFile.writeInt32BE(-1, 0);
+    this.nullsThenFile.writeInt32BE(-1, 4);
+    this.nullsThenFile.writeInt32BE(name.length, 8);
+    name.copy(this.nullsThenFile, 12);
+    this.file = this.nullsThenFile.subarray(8);
     this.batch = Buffer.alloc(12);
     this.batch.writeInt32BE(8);
     this.batch.writeBigInt64BE(BigInt(batchId), 4);
   }
 
+  /** source_file, source_line, batch_id. */
   write(out: CopyBuffer, line: number): void {
     out.writeAll(this.file);
+    int8Field(out, line);
+    out.writeAll(this.batch);
+  }
+
+  /** source_event_id and attributes null, then as write(). */
+  writeWithNulls(out: CopyBuffer, line: number): void {
+    out.writeAll(this.nullsThenFile);
     int8Field(out, line);
     out.writeAll(this.batch);
   }
@@ -106,9 +130,15 @@ export function writeEventRow(out: CopyBuffer, row: EventRow, tail: RowTail, lin
   uuidField(out, id);
   stringField(out, row.userId);
   stringField(out, row.eventType);
-  stringField(out, row.productId);
-  numericField(out, row.priceCents);
+  if (row.productId === null) nullField(out);
+  else stringField(out, row.productId);
+  if (row.priceCents < 0) nullField(out);
+  else numericField(out, row.priceCents);
   int4Field(out, row.quantity);
   timestamptzField(out, row.eventTime.seconds, row.eventTime.micros);
+  if (row.sourceEventId === null) nullField(out);
+  else stringField(out, row.sourceEventId);
+  if (row.attributes === null) nullField(out);
+  else jsonbField(out, row.attributes);
   tail.write(out, line);
 }

@@ -36,6 +36,10 @@ export class CopyBuffer {
     this.length += src.length;
   }
 
+  uint8(v: number): void {
+    this.reserve(1)[this.length++] = v;
+  }
+
   /** Big-endian, as COPY binary wants its integers. */
   int16(v: number): void {
     const buf = this.reserve(2);

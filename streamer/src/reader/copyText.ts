@@ -8,7 +8,12 @@ export function escapeCopy(value: string): string {
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 
-/** The event's columns as COPY text, without the source and batch columns that follow them. */
+const orNull = (value: string | null) => (value === null ? '\\N' : escapeCopy(value));
+
+/** The event's columns, source_event_id and attributes as COPY text, without the source and batch columns that follow them. */
 export function eventText(row: EventRow): string {
-  return `${row.eventId}\t${escapeCopy(row.userId)}\t${row.eventType}\t${escapeCopy(row.productId)}\t${row.price}\t${row.quantity}\t${row.eventTime.text}`;
+  return (
+    `${row.eventId}\t${escapeCopy(row.userId)}\t${escapeCopy(row.eventType)}\t${orNull(row.productId)}\t${row.price ?? '\\N'}\t${row.quantity}\t` +
+    `${row.eventTime.text}\t${orNull(row.sourceEventId)}\t${orNull(row.attributes)}`
+  );
 }

@@ -1,12 +1,14 @@
-import { COLUMNS, type ColumnMap } from './columns.ts';
-import { decodeUuid, int4Field, numericField, ROW_FIELDS, textField, timestamptzField, uuidField, type RowTail } from './copyBinary.ts';
+import { COLUMNS } from './contract/columns.ts';
+import type { ColumnMap } from './contract/layout.ts';
+import type { EventVocabulary } from './contract/vocabulary.ts';
+import { decodeUuid, int4Field, nullField, numericField, ROW_FIELDS, textField, timestamptzField, uuidField, type RowTail } from './copyBinary.ts';
 import type { CopyBuffer } from './copyBuffer.ts';
 import type { EventTimes } from './eventTimes.ts';
 import { daysInMonth, fractionMicros, secondsSince2000 } from './parseTimestamp.ts';
 import { roundedCents } from './validateRow.ts';
 
-const COMMA = 44;
 const DASH = 45;
+const QUOTE = 34;
 const SPACE = 32;
 
 const isDigit = (c: number) => c >= 48 && c <= 57;
@@ -89,43 +91,51 @@ function priceCents(b: Buffer, s: number, e: number): number {
 /**
  * The hot path: most lines are plain ASCII rows whose values are already in canonical form. Such a
  * line is checked byte by byte and written out as a row of COPY binary, with no string made.
- * Anything else (quotes, non-ASCII, spaces to trim, upper case, a zone-less timestamp, a bad value)
- * returns false and goes through the full reader, which decides.
+ * Anything else (quotes, non-ASCII, spaces to trim, upper case, a synonym, an id that is not a
+ * UUID, an empty or defaulted value, a zone-less timestamp, a bad value) returns false and goes
+ * through the full reader, which decides.
  */
 export class FastRows {
   private readonly source: number[];
   private readonly fieldStart: Int32Array;
   private readonly types: Buffer[];
+  private readonly delimiter: number;
+  /** Columns kept in attributes, with the JSON before each value: `{"key":"` first, `,"key":"` after. */
+  private readonly attributes: Array<{ position: number; first: Buffer; next: Buffer }>;
   private readonly fraction = { micros: 0 };
   private readonly uuid = Buffer.alloc(16);
 
   constructor(
     private readonly map: ColumnMap,
-    eventTypes: ReadonlySet<string>,
+    vocabulary: EventVocabulary,
     private readonly tail: RowTail,
     private readonly times: EventTimes,
   ) {
     this.source = COLUMNS.map((c) => map.index[c]);
     this.fieldStart = new Int32Array(map.width + 1);
-    this.types = [...eventTypes].map((t) => Buffer.from(t));
+    this.types = vocabulary.types.map((t) => Buffer.from(t));
+    this.delimiter = map.delimiter.charCodeAt(0);
+    this.attributes = map.attributes.map((a) => ({ position: a.position, first: Buffer.from(`{${a.json}:"`), next: Buffer.from(`,${a.json}:"`) }));
   }
 
-  /** Derived event ids (no event_id column) are computed by the full reader. */
+  /** Rows without an event_id, product_id, price or quantity column take defaults: the full reader does that. */
   get usable(): boolean {
-    return this.map.index.event_id >= 0;
+    const { index } = this.map;
+    return index.event_id >= 0 && index.product_id >= 0 && index.price >= 0 && index.quantity >= 0;
   }
 
   write(b: Buffer, s: number, e: number, line: number, out: CopyBuffer): boolean {
     const width = this.map.width;
+    const delimiter = this.delimiter;
     const at = this.fieldStart;
     at[0] = s;
     let fields = 1;
     for (let i = s; i < e; i++) {
       const c = b[i]!;
-      if (c === COMMA) {
+      if (c === delimiter) {
         if (fields === width) return false;
         at[fields++] = i + 1;
-      } else if (c < SPACE || c >= 128 || c === 34 || c === 92) {
+      } else if (c < SPACE || c >= 128 || c === QUOTE || c === 92) {
         return false; // control byte, non-ASCII, quote or backslash
       }
     }
@@ -143,6 +153,8 @@ export class FastRows {
     if (cents < 0 || count < 0) return false;
     const seconds = zonedTimestamp(b, at[time]!, at[time + 1]! - 1, this.fraction);
     if (Number.isNaN(seconds)) return false;
+    const json = this.attributes.length === 0 ? 0 : this.attributesLength(b);
+    if (json < 0) return false;
 
     out.int16(ROW_FIELDS);
     uuidField(out, this.uuid);
@@ -152,10 +164,51 @@ export class FastRows {
     numericField(out, cents);
     int4Field(out, count);
     timestamptzField(out, seconds, this.fraction.micros);
-    this.tail.write(out, line);
+    // source_event_id is null: the id is a UUID.
+    if (json === 0) {
+      this.tail.writeWithNulls(out, line);
+    } else {
+      nullField(out);
+      this.writeAttributes(b, json, out);
+      this.tail.write(out, line);
+    }
     this.times.add(seconds + this.fraction.micros / 1e6);
     return true;
   }
+
+  /**
+   * The bytes of `{"key":"value",…` for the non-empty attributes (0: none), or -1 when one has spaces
+   * to trim. The line holds no quote, backslash or control byte: a value is its own JSON string.
+   */
+  private attributesLength(b: Buffer): number {
+    const at = this.fieldStart;
+    let json = 0;
+    for (const a of this.attributes) {
+      const from = at[a.position]!, to = at[a.position + 1]! - 1;
+      if (to === from) continue;
+      if (b[from] === SPACE || b[to - 1] === SPACE) return -1;
+      json += a.next.length + (to - from) + 1;
+    }
+    return json;
+  }
+
+  /** jsonb: its version byte, then `{"key":"value",…}` (`json` bytes of it before the closing brace). */
+  private writeAttributes(b: Buffer, json: number, out: CopyBuffer): void {
+    const at = this.fieldStart;
+    out.int32(json + 2);
+    out.uint8(1);
+    let first = true;
+    for (const a of this.attributes) {
+      const from = at[a.position]!, to = at[a.position + 1]! - 1;
+      if (to === from) continue;
+      out.writeAll(first ? a.first : a.next);
+      first = false;
+      out.writeBytes(b, from, to);
+      out.uint8(QUOTE);
+    }
+    out.uint8(125); // }
+  }
+
   private isType(b: Buffer, s: number, e: number): boolean {
     for (const t of this.types) {
       if (t.length !== e - s) continue;

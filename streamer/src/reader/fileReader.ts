@@ -3,7 +3,10 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { crashPoint } from '../crashPoint.ts';
 import type { InputName } from '../source/inputName.ts';
-import { mapHeader, type Column, type ColumnMap } from './columns.ts';
+import type { Column } from './contract/columns.ts';
+import { OPTIONAL, DEFAULTED, type OptionalColumn } from './contract/defaults.ts';
+import { readHeader, type ColumnMap, type LayoutReport } from './contract/layout.ts';
+import type { EventVocabulary } from './contract/vocabulary.ts';
 import { BINARY_HEADER, BINARY_TRAILER, RowTail, writeEventRow } from './copyBinary.ts';
 import { CopyBuffer } from './copyBuffer.ts';
 import { escapeCopy, eventText } from './copyText.ts';
@@ -26,8 +29,10 @@ export interface SourceFile extends InputName {
 
 /** How rows are read; set by configuration. */
 export interface ReadRules {
-  eventTypes: ReadonlySet<string>;
+  vocabulary: EventVocabulary;
   aliases: Record<Column, readonly string[]>;
+  /** Columns that map to no field are kept in attributes (else ignored, and said so in the log). */
+  attributes: boolean;
   /** Offset for timestamps without a zone (UTC: +00:00), or undefined when a named zone is used. */
   defaultOffset: string | undefined;
   /** A named zone (Europe/Paris) for timestamps without one: the loading session's TimeZone. */
@@ -41,8 +46,12 @@ export interface ReadCounts {
   rowsRejected: number;
   /** sha256 of the whole content; set once the file has been read to the end. */
   fingerprint: string;
-  /** Header names that map to no column. */
+  /** Header names that map to no field and are not kept in attributes. */
   ignoredColumns: string[];
+  /** How the header was read; unset until it has been. */
+  layout: LayoutReport | undefined;
+  /** Per optional field, the valid rows that took its default (column missing or value empty). */
+  defaulted: Record<OptionalColumn, number>;
   /** Nothing but blank space in the file: no header, no rows. */
   empty: boolean;
 }
@@ -67,7 +76,17 @@ const isUtf16 = (chunk: Buffer) => chunk.length >= 2 && ((chunk[0] === 0xff && c
  * followed by its raw line) and when zone-less timestamps take a named zone (the session's TimeZone).
  */
 export class FileReader {
-  readonly counts: ReadCounts = { bytes: 0, rowsRead: 0, rowsValid: 0, rowsRejected: 0, fingerprint: '', ignoredColumns: [], empty: false };
+  readonly counts: ReadCounts = {
+    bytes: 0,
+    rowsRead: 0,
+    rowsValid: 0,
+    rowsRejected: 0,
+    fingerprint: '',
+    ignoredColumns: [],
+    layout: undefined,
+    defaulted: { event_id: 0, product_id: 0, price: 0, quantity: 0 },
+    empty: false,
+  };
   /** Of the valid rows whose instant is known here (not zone-less ones in a named zone: PostgreSQL places those). */
   readonly eventTimes = new EventTimes();
   private readonly out = new CopyBuffer();
@@ -147,12 +166,13 @@ export class FileReader {
       this.counts.rowsRead++;
       const row = isBadRecord(item)
         ? new RowRejection(item.reason)
-        : validateRow(item.fields, { map: this.map, eventTypes: this.rules.eventTypes, defaultOffset: this.rules.defaultOffset });
+        : validateRow(item.fields, { map: this.map, vocabulary: this.rules.vocabulary, defaultOffset: this.rules.defaultOffset });
       if (row instanceof RowRejection) {
         this.counts.rowsRejected++;
         this.rejects.add(`${this.fileColumn.slice(1)}${item.line}\t${escapeCopy(item.raw)}\t${escapeCopy(row.reason)}\t${this.batchId}\n`);
       } else {
         this.counts.rowsValid++;
+        if (row.defaulted !== 0) this.countDefaults(row.defaulted);
         if (!Number.isNaN(row.eventTime.seconds)) this.eventTimes.add(row.eventTime.seconds + row.eventTime.micros / 1e6);
         if (this.binary) writeEventRow(this.out, row, this.tail, item.line);
         else this.out.writeString(eventText(row) + this.fileColumn + item.line + this.rowEnd + (this.withRaw ? `${escapeCopy(item.raw)}\n` : ''));
@@ -161,13 +181,20 @@ export class FileReader {
     this.items.length = 0;
   }
 
+  private countDefaults(bits: number): void {
+    for (const c of OPTIONAL) if (bits & DEFAULTED[c]) this.counts.defaulted[c]++;
+  }
+
   private readHeader(item: SplitItem): void {
-    if (isBadRecord(item)) throw new FileRejectedError(`the header (line ${item.line}) ${item.reason.replace(/^line /, '')}`);
-    const mapped = mapHeader(item.fields, this.rules.aliases);
+    // A record csv-parse could not read with commas may still be a header delimited otherwise.
+    if (isBadRecord(item) && !item.reason.startsWith('malformed CSV')) throw new FileRejectedError(`the header (line ${item.line}) ${item.reason.replace(/^line /, '')}`);
+    const mapped = readHeader(item.raw, this.rules);
     if ('error' in mapped) throw new FileRejectedError(mapped.error);
     this.map = mapped;
+    this.assembler.setDelimiter(mapped.delimiter);
     this.counts.ignoredColumns = mapped.ignored;
-    const fast = new FastRows(mapped, this.rules.eventTypes, this.tail, this.eventTimes);
+    this.counts.layout = mapped.report;
+    const fast = new FastRows(mapped, this.rules.vocabulary, this.tail, this.eventTimes);
     if (fast.usable && this.binary) this.fast = fast;
   }
 }

@@ -34,7 +34,7 @@ const CSV_ERRORS: Record<string, string> = {
  * "" inside quotes is a quote). A stray quote in the middle of a field does not open anything, so
  * it costs one rejected line, not the rest of the file.
  */
-function endsInQuotes(text: string, inQuotes: boolean): boolean {
+function endsInQuotes(text: string, inQuotes: boolean, delimiter: number): boolean {
   let atFieldStart = !inQuotes;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -43,7 +43,7 @@ function endsInQuotes(text: string, inQuotes: boolean): boolean {
         if (text.charCodeAt(i + 1) === 34) i++;
         else inQuotes = false;
       }
-    } else if (c === 44) {
+    } else if (c === delimiter) {
       atFieldStart = true;
     } else {
       inQuotes = c === 34 && atFieldStart;
@@ -61,14 +61,34 @@ export function lineFault(buf: Buffer, start: number, end: number, tooLong: bool
   return isUtf8(bytes) ? undefined : 'is not valid UTF-8';
 }
 
+/** The fields of one record's text: split on the delimiter, or by csv-parse when it holds quotes; a string says why it cannot be read. */
+export function splitRecord(text: string, delimiter: string): string[] | string {
+  if (text.indexOf('"') === -1) return text.split(delimiter);
+  try {
+    const records = parse(text, { delimiter, relax_column_count: true }) as string[][];
+    return records[0] ?? [];
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    return `malformed CSV: ${CSV_ERRORS[code] ?? (err as Error).message}`;
+  }
+}
+
 /**
- * Turns lines of text into CSV records. A plain line (no quote) is split on commas here; a record
- * with quotes, which may span lines, is handed to csv-parse and reported at the line it starts on.
- * Blank lines are skipped. A line with a fault (see lineFault) comes out as a bad record.
+ * Turns lines of text into CSV records. A plain line (no quote) is split on the delimiter here; a
+ * record with quotes, which may span lines, is handed to csv-parse and reported at the line it
+ * starts on. Blank lines are skipped. A line with a fault (see lineFault) comes out as a bad record.
  */
 export class RecordAssembler {
   // A quoted record still open at the end of a line.
   private open: { line: number; parts: string[]; bytes: number; fault?: string } | undefined;
+  // The file's delimiter, once its header has told it; a comma until then.
+  private delimiter = ',';
+  private delimiterCode = 44;
+
+  setDelimiter(delimiter: string): void {
+    this.delimiter = delimiter;
+    this.delimiterCode = delimiter.charCodeAt(0);
+  }
 
   get isOpen(): boolean {
     return this.open !== undefined;
@@ -80,7 +100,7 @@ export class RecordAssembler {
       open.parts.push(text);
       open.bytes += text.length + 1;
       open.fault ??= fault;
-      if (!endsInQuotes(text, true)) {
+      if (!endsInQuotes(text, true, this.delimiterCode)) {
         this.open = undefined;
         this.record(open.line, open.parts.join('\n'), open.fault, out);
       } else if (open.bytes > MAX_LINE_BYTES) {
@@ -90,7 +110,7 @@ export class RecordAssembler {
       return;
     }
     if (text.trim() === '') return;
-    if (!fault && text.includes('"') && endsInQuotes(text, false)) {
+    if (!fault && text.includes('"') && endsInQuotes(text, false, this.delimiterCode)) {
       this.open = { line: lineNo, parts: [text], bytes: text.length, fault };
       return;
     }
@@ -107,17 +127,10 @@ export class RecordAssembler {
   private record(line: number, text: string, fault: string | undefined, out: SplitItem[]): void {
     if (fault) {
       out.push({ line, raw: visible(text), reason: `line ${fault}` });
-    } else if (text.indexOf('"') === -1) {
-      out.push({ line, fields: text.split(','), raw: text });
-    } else {
-      try {
-        const records = parse(text, { relax_column_count: true }) as string[][];
-        out.push({ line, fields: records[0] ?? [], raw: text });
-      } catch (err) {
-        const code = (err as { code?: string }).code ?? '';
-        out.push({ line, raw: text, reason: `malformed CSV: ${CSV_ERRORS[code] ?? (err as Error).message}` });
-      }
+      return;
     }
+    const fields = splitRecord(text, this.delimiter);
+    out.push(typeof fields === 'string' ? { line, raw: text, reason: fields } : { line, fields, raw: text });
   }
 }
 

@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import type { PlannedBatch } from '../planner.ts';
 import type { EventTimes } from '../reader/eventTimes.ts';
+import type { OptionalColumn } from '../reader/contract/defaults.ts';
+import type { LayoutReport } from '../reader/contract/layout.ts';
 import type { SourceFile } from '../reader/fileReader.ts';
 
 /** What became of a file. 'changed': it changed while being read, and is left for a later batch. */
@@ -50,20 +52,57 @@ export function emptyResult(file: SourceFile, status: FileStatus, reason?: strin
 
 const PROCESSED_STATUSES = `('loaded', 'empty', 'duplicate')`;
 
+/** How a loaded file's header was read (ingest_layouts), and the rows that took each default. */
+export interface FileLayout {
+  id: number;
+  report: LayoutReport;
+  defaulted: Record<OptionalColumn, number>;
+}
+
+/**
+ * The layout's row in ingest_layouts, added if it is new: `isNew` only for the transaction that
+ * added it, so that a layout is announced once, when that transaction commits.
+ */
+export async function recordLayout(db: Queryable, report: LayoutReport, fileName: string): Promise<{ id: number; isNew: boolean }> {
+  const layout = JSON.stringify(report);
+  // Most files have a layout met before; a new statement also sees one that another transaction just committed.
+  const find = () => db.query<{ id: string }>('SELECT id FROM ingest_layouts WHERE md5(layout::text) = md5($1::jsonb::text)', [layout]);
+  const known = await find();
+  if (known.rows.length === 1) return { id: Number(known.rows[0]!.id), isNew: false };
+  const inserted = await db.query<{ id: string }>(
+    'INSERT INTO ingest_layouts (layout, first_file) VALUES ($1, $2) ON CONFLICT ((md5(layout::text))) DO NOTHING RETURNING id',
+    [layout, fileName],
+  );
+  if (inserted.rows.length === 1) return { id: Number(inserted.rows[0]!.id), isNew: true };
+  return { id: Number((await find()).rows[0]!.id), isNew: false };
+}
+
 /**
  * Writes the file-done marker. Inside the file's transaction this is what makes its rows count
  * as committed exactly once. Returns the version of the name it recorded (unset for a file set
  * aside), or false when the same content is already loaded under some name (a unique index says no).
  */
-export async function recordFile(db: Queryable, file: SourceFile, fingerprint: string | null, result: FileResult, batchId: number): Promise<number | undefined | false> {
+export async function recordFile(
+  db: Queryable,
+  file: SourceFile,
+  fingerprint: string | null,
+  result: FileResult,
+  batchId: number,
+  layout?: FileLayout,
+): Promise<number | undefined | false> {
   const { rows } = await db.query<{ version: number | null }>(
-    `INSERT INTO ingest_files (name, fingerprint, size, mtime, status, reason, rows_read, rows_loaded, rows_rejected, rows_duplicate, batch_id, version)
+    `INSERT INTO ingest_files (name, fingerprint, size, mtime, status, reason, rows_read, rows_loaded, rows_rejected, rows_duplicate, batch_id, version,
+                               layout_id, layout, rows_defaulted)
      SELECT $1, $2, $3, to_timestamp($4::double precision / 1000), $5, $6, $7, $8, $9, $10, $11,
             CASE WHEN $5 IN ${PROCESSED_STATUSES}
-                 THEN (SELECT count(*) + 1 FROM ingest_files WHERE name = $1 AND status IN ${PROCESSED_STATUSES}) END
+                 THEN (SELECT count(*) + 1 FROM ingest_files WHERE name = $1 AND status IN ${PROCESSED_STATUSES}) END,
+            $12, $13, $14
      ON CONFLICT DO NOTHING
      RETURNING version`,
-    [file.name, fingerprint, file.size, file.mtimeMs, result.status, result.reason ?? null, result.rowsRead, result.rowsLoaded, result.rowsRejected, result.rowsDuplicate, batchId],
+    [
+      file.name, fingerprint, file.size, file.mtimeMs, result.status, result.reason ?? null, result.rowsRead, result.rowsLoaded, result.rowsRejected, result.rowsDuplicate, batchId,
+      layout?.id ?? null, layout ? JSON.stringify(layout.report) : null, layout ? JSON.stringify(layout.defaulted) : null,
+    ],
   );
   return rows.length === 1 ? (rows[0]!.version ?? undefined) : false;
 }

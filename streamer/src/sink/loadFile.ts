@@ -1,13 +1,14 @@
 import type pg from 'pg';
 import type { Logger } from '../../../lib/log.ts';
 import { crashPoint } from '../crashPoint.ts';
+import { describeLayout } from '../reader/contract/layout.ts';
 import { FileChangedError, FileReader, FileRejectedError, type ReadRules, type SourceFile } from '../reader/fileReader.ts';
 import { RejectSpool } from '../reader/rejectSpool.ts';
 import { withClient } from '../db/pool.ts';
 import { classifyError, describeDatabaseError, type Retry } from '../retry.ts';
 import { copyInto } from './copyInto.ts';
 import { sha256 } from './fingerprint.ts';
-import { emptyResult, loadedFilesOfSize, loadedFileWithFingerprint, recordFile, type FileResult } from './ledger.ts';
+import { emptyResult, loadedFilesOfSize, loadedFileWithFingerprint, recordFile, recordLayout, type FileLayout, type FileResult } from './ledger.ts';
 import { quarantine } from './quarantine.ts';
 
 export interface SinkContext {
@@ -20,7 +21,7 @@ export interface SinkContext {
   retry: Retry;
 }
 
-const ROW_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id';
+const ROW_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_event_id, attributes, source_file, source_line, batch_id';
 const COPY_ROWS = `COPY user_activity (${ROW_COLUMNS}) FROM STDIN`;
 const COPY_STAGE = `COPY dropstream_stage (${ROW_COLUMNS}, raw) FROM STDIN`;
 const COPY_REJECTS = 'COPY user_activity_rejects (source_file, source_line, raw, reason, batch_id) FROM STDIN';
@@ -79,7 +80,7 @@ export async function loadFile(ctx: SinkContext, file: SourceFile, batchId: numb
 }
 
 type TransactionOutcome =
-  | { kind: 'committed'; result: FileResult }
+  | { kind: 'committed'; result: FileResult; newLayout: FileLayout | undefined }
   | { kind: 'empty'; fingerprint: string }
   | { kind: 'not-recorded'; fingerprint: string };
 
@@ -119,14 +120,16 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
         rowsDuplicate: counts.rowsValid - rowsLoaded - conflicting,
         eventTimes: reader.eventTimes,
       };
-      const version = await recordFile(client, file, counts.fingerprint, result, batchId);
+      const layout = counts.layout && (await recordLayout(client, counts.layout, file.name));
+      const fileLayout = layout && { id: layout.id, report: counts.layout!, defaulted: counts.defaulted };
+      const version = await recordFile(client, file, counts.fingerprint, result, batchId, fileLayout);
       if (version === false) {
         await client.query('ROLLBACK');
         return { kind: 'not-recorded', fingerprint: counts.fingerprint };
       }
       crashPoint('before-file-commit', batchId);
       await client.query('COMMIT');
-      return { kind: 'committed', result: { ...result, version } };
+      return { kind: 'committed', result: { ...result, version }, newLayout: layout?.isNew ? fileLayout : undefined };
     } finally {
       await rejects.dispose();
     }
@@ -134,6 +137,7 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
 
   switch (outcome.kind) {
     case 'committed':
+      if (outcome.newLayout) ctx.log.info({ file: file.name, layoutId: outcome.newLayout.id, layout: outcome.newLayout.report }, `new layout #${outcome.newLayout.id}, first met in ${file.name}: ${describeLayout(outcome.newLayout.report)}`);
       return outcome.result;
     case 'empty':
       return recordOutcome(ctx, file, outcome.fingerprint, emptyResult(file, 'empty', 'the file holds no header and no rows'), batchId);

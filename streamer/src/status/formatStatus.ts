@@ -1,10 +1,11 @@
 import bytes from 'bytes';
 import type { StreamSnapshot } from '../observe/streamState.ts';
+import { describeLayout } from '../reader/contract/layout.ts';
 import type { BatchFigures, CheckpointStatus, StreamStatus } from './readStatus.ts';
 
 /**
- * The status as text for a terminal: a summary block, then tables of recent batches and files set
- * aside. With `stream` (a running streamer answered), its live state comes first.
+ * The status as text for a terminal: a summary block, then tables of recent batches, the layouts
+ * seen and files set aside. With `stream` (a running streamer answered), its live state comes first.
  */
 export function formatStatus(s: StreamStatus & { stream?: StreamSnapshot }): string {
   const now = Date.parse(s.at);
@@ -49,6 +50,11 @@ export function formatStatus(s: StreamStatus & { stream?: StreamSnapshot }): str
         ]),
       ),
     );
+
+  if (s.layouts.length > 0) {
+    out.push('', `Layouts seen (${s.layouts.length}, the most used first)`);
+    for (const l of s.layouts) out.push(`  #${l.id}  ${count(l.files, 'file')}, first met in ${l.firstFile}: ${describeLayout(l.layout)}`);
+  }
 
   if (s.quarantine.total > 0) {
     const shown = s.quarantine.entries.length;

@@ -1,6 +1,7 @@
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
+import type { LayoutReport } from '../reader/contract/layout.ts';
 import { batchTotals, processedVersions, type BatchTotals, type ProcessedVersion } from '../sink/ledger.ts';
 import { sameVersion } from '../source/fileVersion.ts';
 import { inputPath, type InputName } from '../source/inputName.ts';
@@ -26,7 +27,19 @@ export interface StreamStatus {
   /** The last batches by id, newest first (at most RECENT_BATCHES), finished or not. */
   recentBatches: BatchFigures[];
   quarantine: QuarantineStatus;
+  /** Every layout met (ingest_layouts), the most used first. */
+  layouts: LayoutSeen[];
   totals: Totals;
+}
+
+/** A way a header was read, and how many files were read that way. */
+export interface LayoutSeen {
+  id: number;
+  layout: LayoutReport;
+  /** ingest_files rows with this layout: loaded files (each version counts). */
+  files: number;
+  firstFile: string;
+  firstSeen: string;
 }
 
 export interface BatchFigures extends BatchTotals {
@@ -137,6 +150,7 @@ export async function readStatus({ db, dataDir, now = new Date(), recursive = fa
     pending,
     recentBatches: [],
     quarantine: { total: 0, entries: [], filesInDirectory: quarantineFiles },
+    layouts: [],
     totals: { events: 0, rejects: 0, batches: 0, files: { loaded: 0, empty: 0, duplicate: 0, quarantined: 0 } },
   };
   if (!schema) return empty;
@@ -162,6 +176,7 @@ export async function readStatus({ db, dataDir, now = new Date(), recursive = fa
        FROM ingest_files`,
   );
   const t = totals.rows[0]!;
+  const layouts = await layoutsSeen(db);
 
   return {
     ...empty,
@@ -179,6 +194,7 @@ export async function readStatus({ db, dataDir, now = new Date(), recursive = fa
       })),
       filesInDirectory: quarantineFiles,
     },
+    layouts,
     totals: {
       events: Number(t.events),
       rejects: Number(t.rejects),
@@ -194,6 +210,18 @@ async function hasSchema(db: Queryable): Promise<boolean> {
         AND to_regclass('user_activity') IS NOT NULL AND to_regclass('user_activity_rejects') IS NOT NULL AS ok`,
   );
   return rows[0]!.ok;
+}
+
+/** A database the streamer last migrated before layouts were recorded has none. */
+async function layoutsSeen(db: Queryable): Promise<LayoutSeen[]> {
+  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass('ingest_layouts') IS NOT NULL AS ok`);
+  if (!exists.rows[0]!.ok) return [];
+  const { rows } = await db.query<{ id: string; layout: LayoutReport; first_file: string; first_seen_at: Date; files: string }>(
+    `SELECT l.id, l.layout, l.first_file, l.first_seen_at, count(f.id) AS files
+       FROM ingest_layouts l LEFT JOIN ingest_files f ON f.layout_id = l.id
+      GROUP BY l.id ORDER BY files DESC, l.id`,
+  );
+  return rows.map((r) => ({ id: Number(r.id), layout: r.layout, files: Number(r.files), firstFile: r.first_file, firstSeen: r.first_seen_at.toISOString() }));
 }
 
 async function batches(db: Queryable, tail: string): Promise<BatchFigures[]> {
