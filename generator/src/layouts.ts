@@ -33,7 +33,7 @@ export const CANONICAL: Layout = {
   delimiter: ',',
   header: CSV_HEADER.split(','),
   columns: { userId: 'user_id', eventType: 'event_type', productId: 'product_id', price: 'price', quantity: 'quantity', eventTime: 'event_time' },
-  unknownEventType: 'refund',
+  unknownEventType: 'teleport',
   line: formatCsvLine,
   revenueCents,
 };
@@ -148,7 +148,7 @@ export function createLayout(name: LayoutName, seed: number): Layout {
         delimiter: ',',
         header: ['event_time', 'event_type', 'product_id', 'category_id', 'category_code', 'brand', 'price', 'user_id', 'user_session'],
         columns: { userId: 'user_id', eventType: 'event_type', productId: 'product_id', price: 'price', eventTime: 'event_time' },
-        unknownEventType: 'refund',
+        unknownEventType: 'teleport',
         line(e) {
           const item = catalogue.item(e.productId);
           const shopper = catalogue.shopper(e.userId);
@@ -164,7 +164,7 @@ export function createLayout(name: LayoutName, seed: number): Layout {
         delimiter: ',',
         header: ['messageId', 'anonymousId', 'userId', 'event', 'sku', 'price', 'quantity', 'currency', 'timestamp'],
         columns: { userId: 'userId', eventType: 'event', productId: 'sku', price: 'price', quantity: 'quantity', eventTime: 'timestamp' },
-        unknownEventType: 'Order Refunded',
+        unknownEventType: 'Product Teleported',
         line(e) {
           const shopper = catalogue.shopper(e.userId);
           const event = SEGMENT_ACTIONS[catalogue.action(e)];
@@ -180,7 +180,7 @@ export function createLayout(name: LayoutName, seed: number): Layout {
         delimiter: ';',
         header: [...CANONICAL.header, 'session_id', 'brand', 'category', 'device_type', 'country'],
         columns: CANONICAL.columns,
-        unknownEventType: 'refund',
+        unknownEventType: 'teleport',
         line(e) {
           const item = catalogue.item(e.productId);
           const shopper = catalogue.shopper(e.userId);
