@@ -153,7 +153,7 @@ describe('status: where the stream stands', () => {
     expect(run.output).toMatch(/^ {2}Last batch {2}#3, finished \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(.+ ago\): 2 files, \d+ rows loaded/m);
     expect(run.output).toMatch(/^ {2}Checkpoint {2}agrees: offsets\/3 has its commit record$/m);
     expect(run.output).toMatch(new RegExp(`^  Pending     2 files, .+ waiting in input/; the oldest is .+ old \\(${oldestName()}\\)$`, 'm'));
-    expect(run.output).toMatch(/^ {2}Stored {6}302 events, 1 row rejected$/m);
+    expect(run.output).toMatch(/^ {2}Loaded {6}302 events, 1 row rejected$/m);
     // Recent batches: a header, a rule, then one line per batch, every column right-aligned under its header.
     const header = lines.findIndex((l) => l.trimStart().startsWith('batch  finished'));
     expect(header).toBeGreaterThan(0);

@@ -20,7 +20,7 @@ export function formatStatus(s: StreamStatus & { stream?: StreamSnapshot }): str
     ['Checkpoint', checkpoint(s.checkpoint, s.lastBatch)],
     ['Pending', pending(s)],
     ['Set aside', setAside(s)],
-    ['Stored', `${count(s.totals.events, 'event')}, ${count(s.totals.rejects, 'row')} rejected`],
+    ['Loaded', `${count(s.totals.events, 'event')}, ${count(s.totals.rejects, 'row')} rejected`],
     [
       'Ledger',
       `${count(s.totals.files.loaded, 'file')} loaded, ${num(s.totals.files.empty)} empty, ${num(s.totals.files.duplicate)} duplicate, ` +

@@ -106,9 +106,12 @@ export interface QuarantineStatus {
 }
 
 export interface Totals {
-  /** Rows in user_activity. */
+  /**
+   * Rows loaded into user_activity, from the ledger (what count(*) gives, unless rows were deleted by
+   * hand, without scanning the table: the live page asks every 2 s).
+   */
   events: number;
-  /** Rows in user_activity_rejects. */
+  /** Rows rejected into user_activity_rejects, from the ledger likewise. */
   rejects: number;
   batches: number;
   /** ingest_files rows by status. */
@@ -166,8 +169,8 @@ export async function readStatus({ db, dataDir, now = new Date(), recursive = fa
       ORDER BY q.committed_at DESC, q.id DESC LIMIT ${RECENT_QUARANTINED}`,
   );
   const totals = await db.query<{ events: string; rejects: string; batches: string; loaded: string; empty: string; duplicate: string; quarantined: string }>(
-    `SELECT (SELECT count(*) FROM user_activity) AS events,
-            (SELECT count(*) FROM user_activity_rejects) AS rejects,
+    `SELECT coalesce(sum(rows_loaded), 0) AS events,
+            coalesce(sum(rows_rejected), 0) AS rejects,
             (SELECT count(*) FROM ingest_batches) AS batches,
             count(*) FILTER (WHERE status = 'loaded') AS loaded,
             count(*) FILTER (WHERE status = 'empty') AS empty,
