@@ -367,7 +367,7 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
     let taken = 0;
     let withAttributes = 0;
     fc.assert(
-      fc.property(layout, row, fc.tuple(attribute, attribute), fc.boolean(), ({ delimiter, extra, at }, fields, values, extraDelimiter) => {
+      fc.property(layout, row, fc.tuple(attribute, attribute), fc.boolean(), pick('+00:00', '-03:30', '+0545'), ({ delimiter, extra, at }, fields, values, extraDelimiter, defaultOffset) => {
         const names = [...HEADER];
         const line = [...fields];
         extra.forEach((name, i) => {
@@ -379,12 +379,12 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
         const out = new CopyBuffer();
         const bytes = Buffer.from(`x${text}y`);
         const times = new EventTimes();
-        if (!new FastRows(map, BUILT_IN_VOCABULARY, tail, times).write(bytes, 1, bytes.length - 1, 42, out)) {
+        if (!new FastRows(map, BUILT_IN_VOCABULARY, tail, times, defaultOffset).write(bytes, 1, bytes.length - 1, 42, out)) {
           expect(times.count).toBe(0); // a line left to the full reader is not counted here
           return;
         }
         taken++;
-        const slow = validateRow(text.split(delimiter), { map, vocabulary: BUILT_IN_VOCABULARY, defaultOffset: '+00:00' });
+        const slow = validateRow(text.split(delimiter), { map, vocabulary: BUILT_IN_VOCABULARY, defaultOffset });
         expect(slow).not.toBeInstanceOf(RowRejection);
         if ((slow as EventRow).attributes) withAttributes++;
         expect(out.take().equals(slowBytes(slow as EventRow, 42))).toBe(true);
@@ -396,6 +396,26 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
     );
     expect(taken).toBeGreaterThan(100);
     expect(withAttributes).toBeGreaterThan(20);
+  });
+
+  it('takes a spreadsheet export\'s zone-less timestamps, read at the configured offset as the validator reads them', () => {
+    const names = [...HEADER, 'brand', 'country'];
+    const map = mapHeader(names, undefined, ';') as ColumnMap;
+    for (const [time, defaultOffset, instant] of [
+      ['2026-01-01 00:00:00', '+00:00', '2026-01-01T00:00:00.000Z'],
+      ['2026-01-01 00:00:00.25', '-03:30', '2026-01-01T03:30:00.250Z'],
+      ['2026-06-30T23:59:59', '+0545', '2026-06-30T18:14:59.000Z'],
+    ] as const) {
+      const text = ['bb731714-ce7a-4a98-a8a6-06d7b1390974', 'user_0849', 'view', 'SKU-1092', '77.95', '1', time, '', 'KM'].join(';');
+      const out = new CopyBuffer();
+      const times = new EventTimes();
+      expect(new FastRows(map, BUILT_IN_VOCABULARY, tail, times, defaultOffset).write(Buffer.from(text), 0, text.length, 7, out), time).toBe(true);
+      expect(isoFromSeconds2000(times.min)).toBe(instant);
+      const slow = validateRow(text.split(';'), { map, vocabulary: BUILT_IN_VOCABULARY, defaultOffset });
+      expect(out.take().equals(slowBytes(slow as EventRow, 7))).toBe(true);
+      // Without a configured offset (a named zone, applied by PostgreSQL) the full reader takes it.
+      expect(new FastRows(map, BUILT_IN_VOCABULARY, tail, new EventTimes()).write(Buffer.from(text), 0, text.length, 7, new CopyBuffer())).toBe(false);
+    }
   });
 
   it('takes the generator\'s rows, in any column order, and writes extra columns as attributes', () => {

@@ -34,11 +34,13 @@ function quantity(b: Buffer, s: number, e: number): number {
 }
 
 /**
- * YYYY-MM-DDTHH:MM:SS[.f{1,9}] then Z or ±HH[[:]MM]: the form the validator would pass on unchanged.
+ * YYYY-MM-DD(T| )HH:MM:SS[.f{1,9}] then Z, ±HH[[:]MM] or no zone (then `defaultOffset`, in minutes):
+ * the forms the validator reads the same way.
  * Returns its seconds since 2000 (and leaves the fraction's microseconds in `fraction.micros`), or NaN.
  */
-function zonedTimestamp(b: Buffer, s: number, e: number, fraction: { micros: number }): number {
-  if (e - s < 20 || b[s + 4] !== DASH || b[s + 7] !== DASH || b[s + 10] !== 84 || b[s + 13] !== 58 || b[s + 16] !== 58) return NaN;
+function zonedTimestamp(b: Buffer, s: number, e: number, fraction: { micros: number }, defaultOffset: number | undefined): number {
+  const separator = b[s + 10];
+  if (e - s < 19 || b[s + 4] !== DASH || b[s + 7] !== DASH || (separator !== 84 && separator !== SPACE) || b[s + 13] !== 58 || b[s + 16] !== 58) return NaN;
   const year = digits(b, s, 4), month = digits(b, s + 5, 2), day = digits(b, s + 8, 2);
   const hour = digits(b, s + 11, 2), minute = digits(b, s + 14, 2), second = digits(b, s + 17, 2);
   if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return NaN;
@@ -54,7 +56,11 @@ function zonedTimestamp(b: Buffer, s: number, e: number, fraction: { micros: num
     fraction.micros = n <= 6 ? digits(b, from, n) * 10 ** (6 - n) : fractionMicros(b.toString('latin1', from, i));
   }
   let offset = 0;
-  if (i === e - 1) {
+  if (i === e) {
+    // No zone (spreadsheet exports): the configured offset, which the full reader applies too.
+    if (defaultOffset === undefined) return NaN;
+    offset = defaultOffset;
+  } else if (i === e - 1) {
     if (b[i] !== 90) return NaN; // Z
   } else {
     const sign = b[i];
@@ -72,6 +78,13 @@ function zonedTimestamp(b: Buffer, s: number, e: number, fraction: { micros: num
     offset = (sign === DASH ? -1 : 1) * (zh * 60 + zm);
   }
   return secondsSince2000(year, month, day, hour, minute, second, offset);
+}
+
+/** '+02:00', '-0330' or '+05' as minutes east of UTC. */
+function offsetMinutes(offset: string | undefined): number | undefined {
+  const m = offset === undefined ? null : /^([+-])(\d{2}):?(\d{2})?$/.exec(offset);
+  if (!m) return undefined;
+  return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3] ?? 0));
 }
 
 /** 1 to 10 digits, then an optional point with at least one digit after it: its value in cents, or -1. */
@@ -103,6 +116,8 @@ export class FastRows {
   /** Columns kept in attributes, with the JSON before each value: `{"key":"` first, `,"key":"` after. */
   private readonly attributes: Array<{ position: number; first: Buffer; next: Buffer }>;
   private readonly fraction = { micros: 0 };
+  /** Minutes east of UTC for timestamps written without a zone; undefined: the full reader decides. */
+  private readonly defaultOffset: number | undefined;
   private readonly uuid = Buffer.alloc(16);
 
   constructor(
@@ -110,7 +125,9 @@ export class FastRows {
     vocabulary: EventVocabulary,
     private readonly tail: RowTail,
     private readonly times: EventTimes,
+    defaultOffset?: string,
   ) {
+    this.defaultOffset = offsetMinutes(defaultOffset);
     this.source = COLUMNS.map((c) => map.index[c]);
     this.fieldStart = new Int32Array(map.width + 1);
     this.types = vocabulary.types.map((t) => Buffer.from(t));
@@ -151,7 +168,7 @@ export class FastRows {
     const cents = priceCents(b, at[price]!, at[price + 1]! - 1);
     const count = quantity(b, at[src[5]!]!, at[src[5]! + 1]! - 1);
     if (cents < 0 || count < 0) return false;
-    const seconds = zonedTimestamp(b, at[time]!, at[time + 1]! - 1, this.fraction);
+    const seconds = zonedTimestamp(b, at[time]!, at[time + 1]! - 1, this.fraction, this.defaultOffset);
     if (Number.isNaN(seconds)) return false;
     const json = this.attributes.length === 0 ? 0 : this.attributesLength(b);
     if (json < 0) return false;

@@ -194,7 +194,7 @@ export class FileReader {
     this.assembler.setDelimiter(mapped.delimiter);
     this.counts.ignoredColumns = mapped.ignored;
     this.counts.layout = mapped.report;
-    const fast = new FastRows(mapped, this.rules.vocabulary, this.tail, this.eventTimes);
+    const fast = new FastRows(mapped, this.rules.vocabulary, this.tail, this.eventTimes, this.rules.defaultOffset);
     if (fast.usable && this.binary) this.fast = fast;
   }
 }
