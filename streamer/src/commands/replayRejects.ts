@@ -9,7 +9,7 @@ import { DataDirLockedError, lockDataDir, type DataDirLock } from '../dataDirLoc
 import { migrate } from '../db/migrate.ts';
 import { openDatabase } from '../db/openDatabase.ts';
 import { createPool, withClient } from '../db/pool.ts';
-import { rejectedFiles, replayFile, type RejectSelection, type ReplayResult } from '../sink/replayRejects.ts';
+import { rejectedFiles, replayRejects, type RejectSelection, type ReplayResult } from '../sink/replayRejects.ts';
 
 const HELP = `Usage: npm run replay-rejects -- [--file PATTERN] [--reason PATTERN] [--dry-run] [streamer options]
 
@@ -113,13 +113,12 @@ async function main(argv: string[]): Promise<number> {
     out(`${args.dryRun ? 'dry run, nothing is changed: ' : ''}${rows} rejected rows in ${files.length} files match --file '${args.file}' --reason '${args.reason}'`);
     const total = { replayed: 0, loaded: 0, duplicate: 0, rejected: 0, newReason: 0, kept: 0 };
     let done = 0;
-    for (const file of files) {
-      if (stop.signal.aborted) break;
-      const r = await replayFile({ pool, rules: cfg.rules, inputDir: cfg.inputDir, copyStallMs: cfg.copyStallMs, dryRun: args.dryRun }, file, selection);
+    const ctx = { pool, rules: cfg.rules, inputDir: cfg.inputDir, copyStallMs: cfg.copyStallMs, dryRun: args.dryRun, signal: stop.signal };
+    await replayRejects(ctx, files, selection, (r) => {
       for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r[k];
       done++;
       out(`${r.name} (batch ${r.batchId}): ${describe(r, args.dryRun, r.skipped ?? 'their stored text is not the line as read')}`);
-    }
+    });
     out(`total${done < files.length ? ` (stopped after ${done} of ${files.length} files)` : ''}: ${describe(total, args.dryRun)}${args.dryRun ? '; nothing was changed' : ''}`);
     return done < files.length ? 1 : 0;
   } catch (err) {

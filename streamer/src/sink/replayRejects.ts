@@ -40,6 +40,8 @@ export interface ReplayContext {
   copyStallMs: number;
   /** Everything is done, then rolled back: the figures are what a replay would do now. */
   dryRun: boolean;
+  /** Stops before the next file. */
+  signal: AbortSignal;
 }
 
 export interface ReplayResult {
@@ -90,10 +92,33 @@ export async function rejectedFiles(db: Queryable, selection: RejectSelection): 
 }
 
 /**
- * Reads the selected rejected rows of one file version again, under the reader's rules of now, from
- * their raw text after the file's recorded header, in one transaction: see loadReplayed.
+ * Replays the selected rows of each file in turn, on one connection: each file in a transaction of
+ * its own (a stop or a crash keeps the files committed, and loses nothing of the others), or, in a
+ * dry run, all in one that is rolled back at the end, so that each file's figures take account of
+ * what the files before it would have loaded.
  */
-export async function replayFile(ctx: ReplayContext, file: RejectedFile, selection: RejectSelection): Promise<ReplayResult> {
+export async function replayRejects(ctx: ReplayContext, files: RejectedFile[], selection: RejectSelection, onFile: (result: ReplayResult) => void): Promise<void> {
+  await withClient(ctx.pool, async (client) => {
+    if (ctx.dryRun) await client.query('BEGIN');
+    for (const file of files) {
+      if (ctx.signal.aborted) break;
+      if (!ctx.dryRun) await client.query('BEGIN');
+      const result = await replayFile(client, ctx, file, selection);
+      if (!ctx.dryRun) {
+        crashPoint('before-replay-commit', file.batchId);
+        await client.query('COMMIT');
+      }
+      onFile(result);
+    }
+    if (ctx.dryRun) await client.query('ROLLBACK');
+  });
+}
+
+/**
+ * Reads the selected rejected rows of one file version again, in the caller's transaction, under the
+ * reader's rules of now, from their raw text after the file's recorded header; see loadReplayed.
+ */
+async function replayFile(client: pg.PoolClient, ctx: ReplayContext, file: RejectedFile, selection: RejectSelection): Promise<ReplayResult> {
   const result: ReplayResult = { name: file.name, batchId: file.batchId, replayed: 0, loaded: 0, duplicate: 0, rejected: 0, newReason: 0, kept: 0 };
   const rejects = new RejectSpool();
   // Staged, with each row's raw text: a row still rejected after the merge keeps it.
@@ -101,34 +126,27 @@ export async function replayFile(ctx: ReplayContext, file: RejectedFile, selecti
   const skipped = headerProblem(reader, file);
   if (skipped) return { ...result, kept: file.rejects, skipped };
   try {
-    return await withClient(ctx.pool, async (client) => {
-      await client.query('BEGIN');
-      // The ledger row is the file's lock: two replays of one file version run one after the other.
-      await client.query('SELECT 1 FROM ingest_files WHERE id = $1 FOR UPDATE', [file.id]);
-      if (ctx.rules.namedTimeZone) await client.query(`SELECT set_config('TimeZone', $1, true)`, [ctx.rules.namedTimeZone]);
-      await client.query(CREATE_STAGE);
-      const stage = async (conflicts: boolean) => {
-        for await (const chunk of selectedRejects(client, file, selection, conflicts)) {
-          const records = chunk.filter((r) => rawIsRecord(r.reason));
-          result.kept += chunk.length - records.length;
-          result.replayed += records.length;
-          if (records.length > 0) await copyInto(client, COPY_STAGE, reader.copyRecords(records), ctx.copyStallMs);
-        }
-      };
-      // A row rejected as a conflict passed the reader at its load, and its defaults were counted
-      // then: such rows are read last, so that the defaults counted before them are the new ones.
-      await stage(false);
-      const defaulted = { ...reader.counts.defaulted };
-      await stage(true);
-      const loaded = await loadReplayed(client, file, rejects, defaulted, ctx.copyStallMs);
-      if (ctx.dryRun) {
-        await client.query('ROLLBACK');
-      } else {
-        crashPoint('before-replay-commit', file.batchId);
-        await client.query('COMMIT');
+    // The ledger row is the file's lock: two replays of one file version run one after the other.
+    await client.query('SELECT 1 FROM ingest_files WHERE id = $1 FOR UPDATE', [file.id]);
+    if (ctx.rules.namedTimeZone) await client.query(`SELECT set_config('TimeZone', $1, true)`, [ctx.rules.namedTimeZone]);
+    await client.query(CREATE_STAGE);
+    await client.query(CREATE_REREJECTS);
+    // Emptied at each commit; a dry run's one transaction holds several files.
+    await client.query('TRUNCATE dropstream_stage, dropstream_rereject');
+    const stage = async (conflicts: boolean) => {
+      for await (const chunk of selectedRejects(client, file, selection, conflicts)) {
+        const records = chunk.filter((r) => rawIsRecord(r.reason));
+        result.kept += chunk.length - records.length;
+        result.replayed += records.length;
+        if (records.length > 0) await copyInto(client, COPY_STAGE, reader.copyRecords(records), ctx.copyStallMs);
       }
-      return { ...result, ...loaded };
-    });
+    };
+    // A row rejected as a conflict passed the reader at its load, and its defaults were counted
+    // then: such rows are read last, so that the defaults counted before them are the new ones.
+    await stage(false);
+    const defaulted = { ...reader.counts.defaulted };
+    await stage(true);
+    return { ...result, ...(await loadReplayed(client, file, rejects, defaulted, ctx.copyStallMs)) };
   } finally {
     await rejects.dispose();
   }
@@ -147,15 +165,16 @@ async function loadReplayed(
   defaulted: Record<OptionalColumn, number>,
   copyStallMs: number,
 ): Promise<Pick<ReplayResult, 'loaded' | 'duplicate' | 'rejected' | 'newReason'>> {
-  await client.query(CREATE_REREJECTS);
   if (rejects.count > 0) await copyInto(client, COPY_REREJECTS, await rejects.stream(), copyStallMs);
   const loaded = (await client.query(MERGE_STAGE)).rowCount ?? 0;
   const conflicting = (await client.query(`INSERT INTO dropstream_rereject ${STAGED_CONFLICTS}`)).rowCount ?? 0;
   const moved =
     (
       await client.query(
-        `DELETE FROM user_activity_rejects WHERE source_file = $1 AND batch_id = $2
-            AND source_line IN (SELECT source_line FROM dropstream_stage EXCEPT SELECT source_line FROM dropstream_rereject)`,
+        // Joins, not IN (… EXCEPT …): without statistics on the temp tables, that can be planned as a subquery run per row.
+        `DELETE FROM user_activity_rejects r USING dropstream_stage s
+          WHERE r.source_file = $1 AND r.batch_id = $2 AND r.source_line = s.source_line
+            AND NOT EXISTS (SELECT FROM dropstream_rereject t WHERE t.source_line = s.source_line)`,
         [file.name, file.batchId],
       )
     ).rowCount ?? 0;
