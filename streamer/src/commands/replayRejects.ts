@@ -14,7 +14,7 @@ import { rejectedFiles, replayRejects, type RejectSelection, type ReplayResult }
 const HELP = `Usage: npm run replay-rejects -- [--file PATTERN] [--reason PATTERN] [--dry-run] [streamer options]
 
 Reads the rows of user_activity_rejects again, with the streamer's settings as given now (an
-event vocabulary widened with --event-types +click, --event-synonyms, …), each from its raw text
+event vocabulary widened with --event-types +share, --event-synonyms, …), each from its raw text
 after its file's recorded header. A row that now passes is loaded, exactly once, and leaves the
 rejects in the same transaction; the others stay, with their reason as it is now. Each file's
 ledger counts are kept true. Running it again changes nothing more.
