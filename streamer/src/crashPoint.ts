@@ -4,7 +4,8 @@
  * after-offsets (batch planned, nothing loaded), mid-copy (a COPY has received part of a file),
  * before-file-commit (rows copied, not committed), after-db-commit (every file committed, the
  * checkpoint commit not yet written), mid-checkpoint-write (commit record in its temp file, not renamed),
- * before-quarantine-move (a file's 'quarantined' ledger row committed, the file not yet moved).
+ * before-quarantine-move (a file's 'quarantined' ledger row committed, the file not yet moved),
+ * before-replay-commit (replay-rejects: a file's replayed rows stored and moved, not committed; @ its batch).
  */
 const target = process.env.DROPSTREAM_CRASH_AT;
 

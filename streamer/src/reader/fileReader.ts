@@ -50,6 +50,8 @@ export interface ReadCounts {
   ignoredColumns: string[];
   /** How the header was read; unset until it has been. */
   layout: LayoutReport | undefined;
+  /** The header record as written; unset until it has been read. */
+  header: string | undefined;
   /** Per optional field, the valid rows that took its default (column missing or value empty). */
   defaulted: Record<OptionalColumn, number>;
   /** Nothing but blank space in the file: no header, no rows. */
@@ -84,6 +86,7 @@ export class FileReader {
     fingerprint: '',
     ignoredColumns: [],
     layout: undefined,
+    header: undefined,
     defaulted: { event_id: 0, product_id: 0, price: 0, quantity: 0 },
     empty: false,
   };
@@ -147,6 +150,36 @@ export class FileReader {
     }
   }
 
+  /** replay-rejects: the file's header as the ledger recorded it, read in place of the file's first line. */
+  readRecordedHeader(header: string): void {
+    this.readRecord(1, header);
+    if (this.map === undefined) throw new FileRejectedError('the recorded header is blank');
+  }
+
+  /**
+   * replay-rejects: records read again from the text user_activity_rejects keeps of them, each at
+   * its line, as copyData read them in their file. For a reader made `withRaw` (COPY text, so that
+   * each call can be a COPY of its own).
+   */
+  async *copyRecords(records: Iterable<{ line: number; raw: string }>): AsyncGenerator<Buffer> {
+    for (const { line, raw } of records) {
+      this.readRecord(line, raw);
+      await this.rejects.settle();
+      if (this.out.length >= FLUSH_BYTES) yield this.out.take();
+    }
+    if (this.out.length > 0) yield this.out.take();
+  }
+
+  /** A record on its own: a quote it leaves open closes with it, as at the end of a file. */
+  private readRecord(line: number, raw: string): void {
+    raw.split('\n').forEach((text, i) => {
+      const buf = Buffer.from(text);
+      this.onLine(buf, 0, buf.length, line + i, false);
+    });
+    this.assembler.end(this.items);
+    this.drainItems();
+  }
+
   private onLine(buf: Buffer, start: number, end: number, line: number, tooLong: boolean): void {
     if (this.fast && !this.assembler.isOpen && !tooLong && this.fast.write(buf, start, end, line, this.out)) {
       this.counts.rowsRead++;
@@ -194,6 +227,7 @@ export class FileReader {
     this.assembler.setDelimiter(mapped.delimiter);
     this.counts.ignoredColumns = mapped.ignored;
     this.counts.layout = mapped.report;
+    this.counts.header = item.raw;
     const fast = new FastRows(mapped, this.rules.vocabulary, this.tail, this.eventTimes, this.rules.defaultOffset);
     if (fast.usable && this.binary) this.fast = fast;
   }

@@ -134,6 +134,18 @@ export class RecordAssembler {
   }
 }
 
+/** The reasons given above to a record whose raw text is not what was read: a line's fault (see lineFault) or a cut-off quoted field. */
+const ALTERED_RAW = /^(line |quoted field opened on line \d+ runs past )/;
+
+/**
+ * Whether a rejected record's raw text is the record as it was read, so that reading it again
+ * means something: not for a preview of a line too long, nor for bytes shown otherwise (NUL as ␀,
+ * invalid UTF-8 as U+FFFD).
+ */
+export function rawIsRecord(reason: string): boolean {
+  return !ALTERED_RAW.test(reason);
+}
+
 /** Rejected text is stored in a text column: NUL cannot be, so it is shown as ␀. */
 function visible(text: string): string {
   return text.includes('\0') ? text.replaceAll('\0', '\u2400') : text;

@@ -57,6 +57,8 @@ export interface FileLayout {
   id: number;
   report: LayoutReport;
   defaulted: Record<OptionalColumn, number>;
+  /** The header as written: what replay-rejects reads the file's rejects with. */
+  header: string;
 }
 
 /**
@@ -92,19 +94,30 @@ export async function recordFile(
 ): Promise<number | undefined | false> {
   const { rows } = await db.query<{ version: number | null }>(
     `INSERT INTO ingest_files (name, fingerprint, size, mtime, status, reason, rows_read, rows_loaded, rows_rejected, rows_duplicate, batch_id, version,
-                               layout_id, layout, rows_defaulted)
+                               layout_id, layout, rows_defaulted, header)
      SELECT $1, $2, $3, to_timestamp($4::double precision / 1000), $5, $6, $7, $8, $9, $10, $11,
             CASE WHEN $5 IN ${PROCESSED_STATUSES}
                  THEN (SELECT count(*) + 1 FROM ingest_files WHERE name = $1 AND status IN ${PROCESSED_STATUSES}) END,
-            $12, $13, $14
+            $12, $13, $14, $15
      ON CONFLICT DO NOTHING
      RETURNING version`,
     [
       file.name, fingerprint, file.size, file.mtimeMs, result.status, result.reason ?? null, result.rowsRead, result.rowsLoaded, result.rowsRejected, result.rowsDuplicate, batchId,
-      layout?.id ?? null, layout ? JSON.stringify(layout.report) : null, layout ? JSON.stringify(layout.defaulted) : null,
+      layout?.id ?? null, layout ? JSON.stringify(layout.report) : null, layout ? JSON.stringify(layout.defaulted) : null, layout?.header ?? null,
     ],
   );
   return rows.length === 1 ? (rows[0]!.version ?? undefined) : false;
+}
+
+/**
+ * Rows of a loaded file version read again by replay-rejects: `moved` left its rejects, `loaded` of
+ * them now stored, the rest found stored already; rows_read stays, and the batch's totals follow, as
+ * finishBatch sums them. `defaulted`: the file's rows_defaulted now.
+ */
+export async function recordReplayed(db: Queryable, file: { id: number; batchId: number }, moved: number, loaded: number, defaulted: Record<OptionalColumn, number>): Promise<void> {
+  const counts = 'rows_loaded = rows_loaded + $2::bigint, rows_rejected = rows_rejected - $3::bigint, rows_duplicate = rows_duplicate + ($3::bigint - $2::bigint)';
+  await db.query(`UPDATE ingest_files SET ${counts}, rows_defaulted = $4 WHERE id = $1`, [file.id, loaded, moved, JSON.stringify(defaulted)]);
+  await db.query(`UPDATE ingest_batches SET ${counts} WHERE id = $1`, [file.batchId, loaded, moved]);
 }
 
 /** Loaded files of this size: only these can have the same content as a file of that size. */

@@ -23,14 +23,16 @@ export interface SinkContext {
 
 const ROW_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_event_id, attributes, source_file, source_line, batch_id';
 const COPY_ROWS = `COPY user_activity (${ROW_COLUMNS}) FROM STDIN`;
-const COPY_STAGE = `COPY dropstream_stage (${ROW_COLUMNS}, raw) FROM STDIN`;
+export const COPY_STAGE = `COPY dropstream_stage (${ROW_COLUMNS}, raw) FROM STDIN`;
 const COPY_REJECTS = 'COPY user_activity_rejects (source_file, source_line, raw, reason, batch_id) FROM STDIN';
 // Rows of a file that repeats event ids land here first. The first occurrence of an id is stored;
 // a later one with the same content counts as a duplicate, with other content it is rejected.
-const CREATE_STAGE = 'CREATE TEMP TABLE IF NOT EXISTS dropstream_stage (LIKE user_activity INCLUDING DEFAULTS, raw text) ON COMMIT DELETE ROWS';
-const MERGE_STAGE = `INSERT INTO user_activity (${ROW_COLUMNS}) SELECT ${ROW_COLUMNS} FROM dropstream_stage ORDER BY source_line ON CONFLICT (event_id) DO NOTHING`;
-const REJECT_CONFLICTS = `
-  INSERT INTO user_activity_rejects (source_file, source_line, raw, reason, batch_id)
+export const CREATE_STAGE = 'CREATE TEMP TABLE IF NOT EXISTS dropstream_stage (LIKE user_activity INCLUDING DEFAULTS, raw text) ON COMMIT DELETE ROWS';
+export const MERGE_STAGE = `INSERT INTO user_activity (${ROW_COLUMNS}) SELECT ${ROW_COLUMNS} FROM dropstream_stage ORDER BY source_line ON CONFLICT (event_id) DO NOTHING`;
+/** The reason STAGED_CONFLICTS gives, as a LIKE pattern: a row rejected so was valid. */
+export const CONFLICT_REASON_LIKE = 'event\\_id % was already loaded with different content (from %';
+/** The staged rows whose event_id is stored with other content, as rows of user_activity_rejects. */
+export const STAGED_CONFLICTS = `
   SELECT s.source_file, s.source_line, s.raw,
          format('event_id %s was already loaded with different content (from %s line %s)', s.event_id, u.source_file, u.source_line),
          s.batch_id
@@ -38,6 +40,7 @@ const REJECT_CONFLICTS = `
    WHERE (u.source_file, u.source_line, u.batch_id) IS DISTINCT FROM (s.source_file, s.source_line, s.batch_id)
      AND (u.user_id, u.event_type, u.product_id, u.price, u.quantity, u.event_time)
          IS DISTINCT FROM (s.user_id, s.event_type, s.product_id, s.price, s.quantity, s.event_time)`;
+const REJECT_CONFLICTS = `INSERT INTO user_activity_rejects (source_file, source_line, raw, reason, batch_id) ${STAGED_CONFLICTS}`;
 
 function isUniqueViolationOnEventId(err: unknown): boolean {
   const e = err as { code?: string; constraint?: string };
@@ -121,7 +124,7 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
         eventTimes: reader.eventTimes,
       };
       const layout = counts.layout && (await recordLayout(client, counts.layout, file.name));
-      const fileLayout = layout && { id: layout.id, report: counts.layout!, defaulted: counts.defaulted };
+      const fileLayout = layout && { id: layout.id, report: counts.layout!, defaulted: counts.defaulted, header: counts.header! };
       const version = await recordFile(client, file, counts.fingerprint, result, batchId, fileLayout);
       if (version === false) {
         await client.query('ROLLBACK');
