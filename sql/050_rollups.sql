@@ -54,10 +54,10 @@ LANGUAGE sql IMMUTABLE AS $$
          format('SELECT %s FROM %%1$s WHERE %s GROUP BY %s',
                 string_agg(format('%s AS %I', expr, name), ', ' ORDER BY pos), min(rows_where),
                 string_agg(pos::text, ', ' ORDER BY pos) FILTER (WHERE merge IS NULL)),
-         -- The grain now: compacted and pending deltas, folded.
-         format('SELECT %s FROM (SELECT * FROM %I UNION ALL SELECT * FROM %I) r GROUP BY %s',
+         -- The grain now: compacted and pending deltas (rollup_<grain>_all), folded.
+         format('SELECT %s FROM %I GROUP BY %s',
                 string_agg(CASE WHEN merge IS NULL THEN quote_ident(name) ELSE format('%s(%I)::%s AS %I', merge, name, type, name) END, ', ' ORDER BY pos),
-                'rollup_' || grain, 'rollup_' || grain || '_delta',
+                'rollup_' || grain || '_all',
                 string_agg(quote_ident(name), ', ' ORDER BY pos) FILTER (WHERE merge IS NULL)),
          -- Moves the deltas into the compacted table, in key order (two compactions never deadlock).
          format('WITH moved AS (DELETE FROM %2$I RETURNING *) INSERT INTO %1$I (%3$s) SELECT %4$s FROM moved GROUP BY %5$s ORDER BY %5$s ON CONFLICT (%5$s) DO UPDATE SET %6$s',
@@ -73,7 +73,7 @@ LANGUAGE sql IMMUTABLE AS $$
    GROUP BY grain
 $$;
 
--- The tables and the grains' current state (rollup_<grain>_now), made from the definitions.
+-- The tables, both of them together (rollup_<grain>_all) and folded (rollup_<grain>_now), made from the definitions.
 DO $$
 DECLARE
   g record;
@@ -87,13 +87,15 @@ BEGIN
     -- NULLS NOT DISTINCT: a null product_id is one group, as in GROUP BY. fillfactor: updates stay HOT.
     EXECUTE format('CREATE TABLE %I (%s, UNIQUE NULLS NOT DISTINCT (%s)) WITH (fillfactor = 80)', 'rollup_' || g.grain, g.columns, g.keys);
     EXECUTE format('CREATE TABLE %I (%s)', 'rollup_' || g.grain || '_delta', g.columns);
+    EXECUTE format('CREATE VIEW %I AS SELECT * FROM %I UNION ALL SELECT * FROM %I', 'rollup_' || g.grain || '_all', 'rollup_' || g.grain, 'rollup_' || g.grain || '_delta');
     EXECUTE format('CREATE VIEW %I AS %s', 'rollup_' || g.grain || '_now', (SELECT folded FROM rollup_statements() s WHERE s.grain = g.grain));
   END LOOP;
 END
 $$;
 
+-- As the owner: a role that may insert into user_activity needs no grant on the rollups.
 CREATE FUNCTION rollups_count_inserted() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
   s record;
 BEGIN
@@ -107,8 +109,9 @@ $$;
 CREATE TRIGGER user_activity_rollups AFTER INSERT ON user_activity
   REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION rollups_count_inserted();
 
--- Runs as the owner: the streamer's role may add rows, not delete them. One compaction at a
--- time; another that finds one running returns at once (false), the deltas wait for the next.
+-- Runs as the owner: the streamer's role may add rows, not delete them. Anyone may call it: it
+-- only moves what is counted, exactly. One compaction at a time; another that finds one running
+-- returns at once (false), and the deltas wait for the next.
 CREATE FUNCTION rollups_compact() RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
@@ -121,19 +124,6 @@ BEGIN
     EXECUTE s.compact;
   END LOOP;
   RETURN true;
-END
-$$;
-REVOKE EXECUTE ON FUNCTION rollups_compact() FROM PUBLIC;
--- The roles that load rows may fold what they counted (the streamer's own role among them).
-DO $$
-DECLARE
-  r record;
-BEGIN
-  FOR r IN SELECT DISTINCT grantee FROM information_schema.role_table_grants
-            WHERE table_schema = current_schema() AND table_name = 'user_activity' AND privilege_type = 'INSERT' AND grantee <> current_user
-  LOOP
-    EXECUTE format('GRANT EXECUTE ON FUNCTION rollups_compact() TO %I', r.grantee);
-  END LOOP;
 END
 $$;
 
@@ -179,6 +169,7 @@ $$;
 SELECT rollups_rebuild();
 
 -- The views of 010, same names, columns and rules, over the rollups.
+-- Hours and days sum the minutes' rows, compacted and pending alike, in one aggregation.
 CREATE OR REPLACE VIEW revenue_by_hour AS
 SELECT
   date_trunc('hour', minute AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
@@ -186,9 +177,11 @@ SELECT
   sum(units)::bigint                                                 AS units,
   round(sum(revenue), 2)                                             AS revenue,
   sum(purchases_unpriced)::bigint                                    AS purchases_unpriced
-FROM rollup_minute_now
+FROM rollup_minute_all
 GROUP BY 1;
 
+-- Buyers: the compacted (day, buyer) rows are unique, so they are counted as they are; a pending
+-- one counts once, unless its pair is compacted already.
 CREATE OR REPLACE VIEW revenue_by_day AS
 SELECT
   m.day,
@@ -204,10 +197,20 @@ FROM (
     sum(units)::bigint                AS units,
     round(sum(revenue), 2)            AS revenue,
     sum(purchases_unpriced)::bigint   AS purchases_unpriced
-  FROM rollup_minute_now
+  FROM rollup_minute_all
   GROUP BY 1
 ) m
-JOIN (SELECT day, count(*) AS buyers FROM rollup_day_user_now GROUP BY day) b USING (day);
+JOIN (
+  SELECT day, sum(n)::bigint AS buyers
+  FROM (
+    SELECT day, count(*) AS n FROM rollup_day_user GROUP BY day
+    UNION ALL
+    SELECT day, count(DISTINCT user_id) FROM rollup_day_user_delta d
+     WHERE NOT EXISTS (SELECT FROM rollup_day_user c WHERE c.day = d.day AND c.user_id = d.user_id)
+     GROUP BY day
+  ) per_part
+  GROUP BY day
+) b USING (day);
 
 CREATE OR REPLACE VIEW revenue_by_product AS
 SELECT

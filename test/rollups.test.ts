@@ -118,9 +118,19 @@ describe('rollups behind the revenue views', () => {
        ON CONFLICT (event_id) DO NOTHING`,
       [id(900), id(4)],
     );
+    const day = () => ws.db.query(`SELECT purchases, revenue, buyers, purchases_unpriced FROM revenue_by_day WHERE day = '2026-05-01'`);
+    expect((await day()).rows).toEqual([{ purchases: '2', revenue: null, buyers: '2', purchases_unpriced: '2' }]);
+    // Not folded yet: a buyer already compacted for the day, and one pending twice, are each one buyer.
+    for (const [i, user, t] of [[901, 'u1', '2026-05-01T12:00:00Z'], [902, 'u9', '2026-05-03T01:00:00Z']] as const) {
+      await ws.db.query(
+        `INSERT INTO user_activity (event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id)
+         VALUES ($1, $2, 'purchase', 'SKU-9', 1.10, 2, $3, 'by-hand', $4, 0)`,
+        [id(i), user, t, i],
+      );
+    }
+    expect(await pendingDeltas(ws.db)).toBeGreaterThan(0);
     await expectViewsExact(ws.db);
-    const day = await ws.db.query(`SELECT purchases, revenue, buyers, purchases_unpriced FROM revenue_by_day WHERE day = '2026-05-01'`);
-    expect(day.rows).toEqual([{ purchases: '2', revenue: null, buyers: '2', purchases_unpriced: '2' }]);
+    expect((await day()).rows).toEqual([{ purchases: '3', revenue: '2.20', buyers: '2', purchases_unpriced: '2' }]);
   });
 
   it('follow replay-rejects: rows it stores are counted, duplicates among them are not', async () => {

@@ -24,8 +24,4 @@ ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT SELECT, INSERT
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT USAGE ON SEQUENCES TO :"role";
 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO :"role";
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO :"role";
--- EXECUTE: rollups_compact() folds the rollups after each batch (it runs as the owner, whose
--- migrations keep it from PUBLIC); the other functions run with the caller's privileges.
-ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO :"role";
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO :"role";
 SQL
