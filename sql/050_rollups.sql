@@ -41,8 +41,8 @@ LANGUAGE sql IMMUTABLE AS $$
   ) AS d (grain, rows_where, pos, name, type, expr, merge)
 $$;
 
--- The statements of each grain, made from rollup_definitions(). `source` in aggregate_from: a
--- relation of user_activity rows (the trigger's transition table, or user_activity itself).
+-- The statements of each grain, made from rollup_definitions(). aggregate_from reads %1$s, a
+-- relation of user_activity rows: the trigger's transition table, or user_activity itself.
 CREATE FUNCTION rollup_statements()
 RETURNS TABLE (grain text, key_names text[], keys text, columns text, aggregate_from text, folded text, compact text)
 LANGUAGE sql IMMUTABLE AS $$
@@ -50,7 +50,6 @@ LANGUAGE sql IMMUTABLE AS $$
          array_agg(name ORDER BY pos) FILTER (WHERE merge IS NULL),
          string_agg(quote_ident(name), ', ' ORDER BY pos) FILTER (WHERE merge IS NULL),
          string_agg(quote_ident(name), ', ' ORDER BY pos),
-         -- %1$s: the source relation
          format('SELECT %s FROM %%1$s WHERE %s GROUP BY %s',
                 string_agg(format('%s AS %I', expr, name), ', ' ORDER BY pos), min(rows_where),
                 string_agg(pos::text, ', ' ORDER BY pos) FILTER (WHERE merge IS NULL)),
