@@ -21,6 +21,12 @@ LANGUAGE sql IMMUTABLE AS $$
     ('minute', $w$event_type = 'purchase'$w$, 3, 'units', 'bigint', 'sum(quantity)', 'sum'),
     ('minute', $w$event_type = 'purchase'$w$, 4, 'revenue', 'numeric', 'sum(price * quantity)', 'sum'),
     ('minute', $w$event_type = 'purchase'$w$, 5, 'purchases_unpriced', 'bigint', 'count(*) FILTER (WHERE price IS NULL)', 'sum'),
+    -- revenue_by_day could sum the minutes, but reads 1,440 times fewer rows so.
+    ('day', $w$event_type = 'purchase'$w$, 1, 'day', 'date', $e$(event_time AT TIME ZONE 'UTC')::date$e$, NULL),
+    ('day', $w$event_type = 'purchase'$w$, 2, 'purchases', 'bigint', 'count(*)', 'sum'),
+    ('day', $w$event_type = 'purchase'$w$, 3, 'units', 'bigint', 'sum(quantity)', 'sum'),
+    ('day', $w$event_type = 'purchase'$w$, 4, 'revenue', 'numeric', 'sum(price * quantity)', 'sum'),
+    ('day', $w$event_type = 'purchase'$w$, 5, 'purchases_unpriced', 'bigint', 'count(*) FILTER (WHERE price IS NULL)', 'sum'),
     -- Distinct buyers per day stay exact: a row per day and buyer.
     ('day_user', $w$event_type = 'purchase'$w$, 1, 'day', 'date', $e$(event_time AT TIME ZONE 'UTC')::date$e$, NULL),
     ('day_user', $w$event_type = 'purchase'$w$, 2, 'user_id', 'text', 'user_id', NULL),
@@ -168,7 +174,7 @@ $$;
 SELECT rollups_rebuild();
 
 -- The views of 010, same names, columns and rules, over the rollups.
--- Hours and days sum the minutes' rows, compacted and pending alike, in one aggregation.
+-- Hours and days sum the rows of a finer or equal grain, compacted and pending alike, in one aggregation.
 CREATE OR REPLACE VIEW revenue_by_hour AS
 SELECT
   date_trunc('hour', minute AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
@@ -191,13 +197,13 @@ SELECT
   m.purchases_unpriced
 FROM (
   SELECT
-    (minute AT TIME ZONE 'UTC')::date AS day,
-    sum(purchases)::bigint            AS purchases,
-    sum(units)::bigint                AS units,
-    round(sum(revenue), 2)            AS revenue,
-    sum(purchases_unpriced)::bigint   AS purchases_unpriced
-  FROM rollup_minute_all
-  GROUP BY 1
+    day,
+    sum(purchases)::bigint          AS purchases,
+    sum(units)::bigint              AS units,
+    round(sum(revenue), 2)          AS revenue,
+    sum(purchases_unpriced)::bigint AS purchases_unpriced
+  FROM rollup_day_all
+  GROUP BY day
 ) m
 JOIN (
   SELECT day, sum(n)::bigint AS buyers

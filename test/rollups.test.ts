@@ -55,7 +55,7 @@ async function expectViewsExact(db: TestDatabase, expectRows = true): Promise<vo
 
 async function pendingDeltas(db: TestDatabase): Promise<number> {
   const { rows } = await db.query<{ n: string }>(
-    `SELECT (SELECT count(*) FROM rollup_minute_delta) + (SELECT count(*) FROM rollup_day_user_delta)
+    `SELECT (SELECT count(*) FROM rollup_minute_delta) + (SELECT count(*) FROM rollup_day_delta) + (SELECT count(*) FROM rollup_day_user_delta)
           + (SELECT count(*) FROM rollup_product_delta) + (SELECT count(*) FROM rollup_user_delta) AS n`,
   );
   return Number(rows[0]!.n);
