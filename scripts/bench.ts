@@ -84,7 +84,7 @@ try {
     quick: values.quick,
     only,
     repeat,
-    variants: [psql ? 'psql-copy' : 'node-copy', 'insert', 'streamer', 'streamer-unobserved'] satisfies VariantId[],
+    variants: [psql ? 'psql-copy' : 'node-copy', 'insert', 'streamer', 'streamer-unobserved', 'streamer-no-rollups'] satisfies VariantId[],
     psql,
     streamerArgs: values['streamer-args'].split(/\s+/).filter(Boolean),
     cpuProfileDir: profileDir,

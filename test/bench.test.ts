@@ -14,7 +14,7 @@ describe('npm run bench --quick', () => {
   let report: BenchReport;
   const psql = findPsql();
   // psql's \copy when psql is installed, and always the fallback used when it is not.
-  const variants: VariantId[] = [...(psql ? (['psql-copy'] as const) : []), 'node-copy', 'insert', 'streamer', 'streamer-unobserved'];
+  const variants: VariantId[] = [...(psql ? (['psql-copy'] as const) : []), 'node-copy', 'insert', 'streamer', 'streamer-unobserved', 'streamer-no-rollups'];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dropstream-bench-test-'));

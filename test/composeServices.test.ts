@@ -173,6 +173,10 @@ describe("the streamer's own role (docker/postgres/initdb.d), the owner migratin
       expect(await denied('ALTER TABLE user_activity ADD COLUMN x int')).toBe('42501');
       expect(await denied('CREATE TABLE mine (x int)')).toBe('42501');
       expect(await denied('DROP VIEW revenue_by_day')).toBe('42501');
+      // The rollups: it folded them after each batch (as the owner, through rollups_compact) but may not delete from them.
+      expect(await denied('DELETE FROM rollup_user_delta')).toBe('42501');
+      expect(await denied('SELECT rollups_rebuild()')).toBe('42501');
+      expect(await denied('SELECT rollups_compact()')).toBe('allowed');
       const { rows } = await client.query<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean }>(
         'SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user',
       );
@@ -181,6 +185,8 @@ describe("the streamer's own role (docker/postgres/initdb.d), the owner migratin
       await client.end();
     }
     expect((await tableState(ws.db)).count).toBe(120);
+    const rollups = await ws.db.query('SELECT (SELECT count(*) FROM rollup_user_delta) AS pending, (SELECT sum(views + purchases) FROM rollup_user) AS counted, (SELECT count(*) FROM rollup_differences()) AS differences');
+    expect(rollups.rows).toEqual([{ pending: '0', counted: '120', differences: '0' }]);
   });
 });
 

@@ -14,7 +14,7 @@ import { freePort } from '../../lib/freePort.ts';
 import { corpusInfo, type Corpus, type CorpusInfo } from './corpus.ts';
 import { checkpoint, countRows, freshDatabase, startCpuMeter, isBatch, makeRunDir, spawnStreamer, stat, withClient, type CpuSeconds, type Log, type Stat } from './support.ts';
 
-export type VariantId = 'psql-copy' | 'node-copy' | 'insert' | 'streamer' | 'streamer-unobserved';
+export type VariantId = 'psql-copy' | 'node-copy' | 'insert' | 'streamer' | 'streamer-unobserved' | 'streamer-no-rollups';
 
 export const VARIANT_LABELS: Record<VariantId, string> = {
   'psql-copy': 'psql \\copy, one connection, one file after another',
@@ -22,6 +22,7 @@ export const VARIANT_LABELS: Record<VariantId, string> = {
   insert: 'multi-row INSERT from Node, 1000 rows per statement, one transaction per file (as a Spark JDBC sink)',
   streamer: 'npm run stream -- --available-now (validation, dedupe, exactly once), its HTTP server on (the default) and /metrics scraped every second',
   'streamer-unobserved': 'the same with --http-port 0: no HTTP server, no metrics (the cost of observing, by difference)',
+  'streamer-no-rollups': 'the streamer, observed, into a database whose rollup trigger is dropped (the cost of the rollups behind the revenue views, by difference)',
 };
 
 /** How often the bench scrapes /metrics of a streamer whose HTTP server is on (Prometheus' default is 15 s). */
@@ -157,6 +158,7 @@ async function runOnce(variant: VariantId, corpus: Corpus, opts: ThroughputOptio
   const db = await freshDatabase(opts.adminUrl, variant);
   try {
     if (variant === 'psql-copy' || variant === 'node-copy') await prepareForCsvCopy(db.url, corpus);
+    if (variant === 'streamer-no-rollups') await withClient(db.url, (c) => c.query('DROP TRIGGER user_activity_rollups ON user_activity'));
     await checkpoint(db.url);
     const cpuSoFar = await startCpuMeter(db.url);
     const started = performance.now();
@@ -252,6 +254,7 @@ const LOADERS: Record<VariantId, Loader> = {
   /** The real CLI in a child process; its wall time includes start-up, migration check and exit. */
   streamer: (url, corpus, opts) => runStreamer(url, corpus, opts, true),
   'streamer-unobserved': (url, corpus, opts) => runStreamer(url, corpus, opts, false),
+  'streamer-no-rollups': (url, corpus, opts) => runStreamer(url, corpus, opts, true),
 };
 
 /** `observed`: its HTTP server on, as by default, and /metrics scraped every SCRAPE_MS while it runs. */

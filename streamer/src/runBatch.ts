@@ -13,6 +13,7 @@ import type { Retry } from './retry.ts';
 import { beginBatch, committedFilesOfBatch, finishBatch, type FileResult } from './sink/ledger.ts';
 import { loadFile, type SinkContext } from './sink/loadFile.ts';
 import { quarantine } from './sink/quarantine.ts';
+import { compactRollups } from './sink/rollups.ts';
 import type { FileSource } from './source/fileSource.ts';
 import { isUnchanged } from './source/fileVersion.ts';
 import { retireFile } from './source/retireFile.ts';
@@ -60,6 +61,7 @@ export async function runBatch(ctx: BatchContext, batch: PlannedBatch, replay: b
   crashPoint('after-db-commit', batch.id);
   await progress.timed('commitOffsets', () => retry(`writing the commit record of batch ${batch.id}`, () => checkpoint.writeCommit(batch.id, totals)));
   inFlight.committed();
+  await retry('folding the rollups', () => compactRollups(pool));
   source.settle(batch.files, (name) => results.get(name)?.status);
   await retireCommitted(ctx, batch.files.filter((f) => PROCESSED.has(results.get(f.name)?.status ?? '')));
   logNewVersions(ctx.log, [...results.values()]);

@@ -10,6 +10,7 @@ import { migrate } from '../db/migrate.ts';
 import { openDatabase } from '../db/openDatabase.ts';
 import { createPool, withClient } from '../db/pool.ts';
 import { rejectedFiles, replayRejects, type RejectSelection, type ReplayResult } from '../sink/replayRejects.ts';
+import { compactRollups } from '../sink/rollups.ts';
 
 const HELP = `Usage: npm run replay-rejects -- [--file PATTERN] [--reason PATTERN] [--dry-run] [streamer options]
 
@@ -119,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
       done++;
       out(`${r.name} (batch ${r.batchId}): ${describe(r, args.dryRun, r.skipped ?? 'their stored text is not the line as read')}`);
     });
+    if (!args.dryRun) await compactRollups(pool);
     out(`total${done < files.length ? ` (stopped after ${done} of ${files.length} files)` : ''}: ${describe(total, args.dryRun)}${args.dryRun ? '; nothing was changed' : ''}`);
     return done < files.length ? 1 : 0;
   } catch (err) {
