@@ -29,6 +29,49 @@ function split(input: Buffer | string, chunkSize = 5): SplitItem[] {
 }
 
 describe('LineSplitter and RecordAssembler', () => {
+  it('gives the same lines when every chunk is read into one buffer that is written over after each push', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom('a', 'b', ',', '\n', '\r\n', '\ufeff', 'é'), { maxLength: 60 }),
+        fc.integer({ min: 1, max: 9 }),
+        (parts, size) => {
+          const bytes = Buffer.from(parts.join(''));
+          const seen: Array<[number, string]> = [];
+          const onLine = (buf: Buffer, start: number, end: number, line: number) => seen.push([line, buf.toString('latin1', start, end)]);
+          const lines = new LineSplitter();
+          const reused = Buffer.alloc(size);
+          for (let i = 0; i < bytes.length; i += size) {
+            const n = bytes.copy(reused, 0, i, i + size);
+            lines.push(reused.subarray(0, n), onLine);
+            reused.fill(0x78); // what a carried line kept must be its own copy
+          }
+          lines.end(onLine);
+          const whole: Array<[number, string]> = [];
+          const once = new LineSplitter();
+          once.push(Buffer.from(bytes), (buf, start, end, line) => whole.push([line, buf.toString('latin1', start, end)]));
+          once.end((buf, start, end, line) => whole.push([line, buf.toString('latin1', start, end)]));
+          expect(seen).toEqual(whole);
+        },
+      ),
+    );
+  });
+
+  it('CopyBuffer: a piece taken is never written over by what follows, across slabs', () => {
+    const out = new CopyBuffer();
+    const taken: Array<[Buffer, number]> = [];
+    for (let i = 0; i < 40; i++) {
+      const piece = Buffer.alloc(150_000 + i * 1000, i);
+      out.writeAll(piece);
+      out.int32(i);
+      taken.push([out.take(), i]);
+    }
+    for (const [piece, i] of taken) {
+      expect(piece.length).toBe(150_000 + i * 1000 + 4);
+      expect(piece.subarray(0, -4).every((b) => b === i)).toBe(true);
+      expect(piece.readInt32BE(piece.length - 4)).toBe(i);
+    }
+  });
+
   it('gives each record the physical line it starts on, across chunk boundaries, CRLF, BOM and blank lines', () => {
     const items = split('\ufeffa,b,c\r\n1,2,3\r\n\r\n  \n"x\r\ny",5,6\r\n7,8,9');
     expect(items).toEqual([

@@ -98,7 +98,8 @@ const schema = z.object({
 const OFFSET = /^[+-](0\d|1[0-4]):?[0-5]\d$/;
 
 function isTimeZone(zone: string): boolean {
-  if (OFFSET.test(zone)) return true;
+  // The default needs no check: a first Intl.DateTimeFormat loads the zone data (≈ 40 ms of CPU).
+  if (zone === 'UTC' || OFFSET.test(zone)) return true;
   try {
     new Intl.DateTimeFormat('en', { timeZone: zone });
     return true;

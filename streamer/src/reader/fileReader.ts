@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { crashPoint } from '../crashPoint.ts';
 import type { InputName } from '../source/inputName.ts';
 import type { Column } from './contract/columns.ts';
@@ -66,6 +65,7 @@ export class FileChangedError extends Error {}
 
 /** COPY data is handed to the database in pieces of about this size. */
 const FLUSH_BYTES = 1 << 18;
+const READ_BYTES = 1 << 18;
 
 const isUtf16 = (chunk: Buffer) => chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff));
 
@@ -122,16 +122,25 @@ export class FileReader {
     const hash = createHash('sha256');
     const lines = new LineSplitter();
     const onLine = this.onLine.bind(this);
-    for await (const chunk of createReadStream(this.file.path, { highWaterMark: 1 << 18 }) as AsyncIterable<Buffer>) {
-      if (this.counts.bytes === 0 && isUtf16(chunk)) throw new FileRejectedError('the file is encoded as UTF-16, not UTF-8');
-      hash.update(chunk);
-      this.counts.bytes += chunk.length;
-      lines.push(chunk, onLine);
-      await this.rejects.settle();
-      if (this.out.length >= FLUSH_BYTES) {
-        yield this.out.take();
-        crashPoint('mid-copy', this.batchId);
+    // One buffer read into again and again: everything reads a chunk before the next read (a
+    // stream's fresh buffer per chunk made the garbage collector run for the external memory).
+    const handle = await open(this.file.path, 'r');
+    try {
+      const buffer = Buffer.allocUnsafe(READ_BYTES);
+      for (let n; (n = (await handle.read(buffer, 0, READ_BYTES, null)).bytesRead) > 0; ) {
+        const chunk = buffer.subarray(0, n);
+        if (this.counts.bytes === 0 && isUtf16(chunk)) throw new FileRejectedError('the file is encoded as UTF-16, not UTF-8');
+        hash.update(chunk);
+        this.counts.bytes += n;
+        lines.push(chunk, onLine);
+        await this.rejects.settle();
+        if (this.out.length >= FLUSH_BYTES) {
+          yield this.out.take();
+          crashPoint('mid-copy', this.batchId);
+        }
       }
+    } finally {
+      await handle.close();
     }
     lines.end(onLine);
     this.assembler.end(this.items);

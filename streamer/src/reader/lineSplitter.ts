@@ -14,7 +14,8 @@ export type OnLine = (buf: Buffer, start: number, end: number, line: number, too
 
 /**
  * Cuts a byte stream into physical lines, counting them exactly. LF or CRLF ends a line; a UTF-8
- * BOM at the start is dropped; a last line without a line break still counts.
+ * BOM at the start is dropped; a last line without a line break still counts. Lines are given in
+ * place and what is kept between chunks is a copy: the caller may reuse a chunk once push returns.
  */
 export class LineSplitter {
   private carry: Buffer | undefined;
@@ -29,10 +30,23 @@ export class LineSplitter {
       this.skipping = false;
       chunk = chunk.subarray(end + 1);
     }
-    const data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
-    this.carry = undefined;
+    let data = chunk;
+    if (this.carry) {
+      const nl = this.atStart ? -1 : chunk.indexOf(NEWLINE);
+      if (nl === -1) {
+        data = Buffer.concat([this.carry, chunk]);
+        this.carry = undefined;
+      } else {
+        // Only the line cut at the last chunk's end is joined: the rest is read in place.
+        const head = Buffer.concat([this.carry, chunk.subarray(0, nl + 1)]);
+        this.carry = undefined;
+        this.lines(head, onLine, false);
+        data = chunk.subarray(nl + 1);
+        if (data.length === 0) return;
+      }
+    }
     if (this.atStart && data.length < 3) {
-      this.carry = data; // too short yet to tell whether it starts with a BOM
+      this.carry = Buffer.from(data); // too short yet to tell whether it starts with a BOM
       return;
     }
     this.lines(data, onLine, false);
@@ -62,7 +76,7 @@ export class LineSplitter {
       onLine(data, start, start + PREVIEW_BYTES, ++this.lineNo, true);
       this.skipping = true;
     } else {
-      this.carry = data.subarray(start);
+      this.carry = Buffer.from(data.subarray(start));
     }
   }
 
