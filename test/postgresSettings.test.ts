@@ -41,8 +41,8 @@ describe('settings of the embedded PostgreSQL, sized from memory', () => {
 
     it('runs with them, and with durability on', async () => {
       const { settings } = sizedSettings();
-      const shown = async (name: string) => String((await server.query(`SELECT setting, unit FROM pg_settings WHERE name = $1`, [name])).rows[0].setting);
-      const bytes = async (name: string) => Number((await server.query(`SELECT pg_size_bytes(current_setting($1)) AS b`, [name])).rows[0].b);
+      const shown = async (name: string) => String((await server.query(`SELECT setting, unit FROM pg_settings WHERE name = $1`, [name])).rows[0]!.setting);
+      const bytes = async (name: string) => Number((await server.query(`SELECT pg_size_bytes(current_setting($1)) AS b`, [name])).rows[0]!.b);
       expect(await bytes('shared_buffers')).toBe(Number.parseInt(settings.shared_buffers!, 10) * MB);
       expect(await bytes('max_wal_size')).toBe(Number.parseInt(settings.max_wal_size!, 10) * MB);
       expect(await shown('checkpoint_timeout')).toBe('900');
