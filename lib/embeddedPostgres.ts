@@ -2,6 +2,7 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import type { Logger } from './log.ts';
 import { compiled } from './paths.ts';
+import { describeSettings, sizedSettings } from './postgresSettings.ts';
 
 export const EMBEDDED_USER = 'dropstream';
 export const EMBEDDED_PASSWORD = 'dropstream';
@@ -12,6 +13,10 @@ export interface EmbeddedOptions {
   database: string;
   /** A throwaway server (tests): its directory is deleted when it stops. */
   throwaway?: boolean;
+  /** PostgreSQL's own defaults instead of settings sized from memory (the bench compares the two). */
+  postgresDefaults?: boolean;
+  /** Filled in by startEmbeddedPostgres: `-c` settings for the server. */
+  settings?: Record<string, string>;
 }
 
 export interface EmbeddedDatabase {
@@ -36,14 +41,15 @@ export function embeddedUrl(port: number, database: string): string {
 export async function startEmbeddedPostgres(opts: EmbeddedOptions, log?: Logger): Promise<EmbeddedDatabase> {
   // The compiled supervisor, also when this module runs from source (vitest), and without this
   // process's node flags (a bench's --cpu-prof or preload).
-  const server = fork(compiled('lib/embeddedPostgresServer.ts'), [JSON.stringify(opts)], {
+  const sized = opts.postgresDefaults ? undefined : sizedSettings();
+  const server = fork(compiled('lib/embeddedPostgresServer.ts'), [JSON.stringify({ ...opts, settings: sized?.settings })], {
     detached: true,
     execArgv: [],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const [message] = (await Promise.race([once(server, 'message'), once(server, 'exit').then(() => [{ error: 'the database supervisor exited' }])])) as [ServerMessage];
   if ('error' in message) throw new Error(message.error);
-  log?.info({ dir: opts.dir, port: opts.port }, 'embedded PostgreSQL is running');
+  log?.info({ dir: opts.dir, port: opts.port, settings: sized?.settings }, `embedded PostgreSQL is running: ${sized ? describeSettings(sized) : "PostgreSQL's default settings"}`);
   return {
     url: message.url,
     async stop() {

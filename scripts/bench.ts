@@ -22,6 +22,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --streamer-args="…"    extra flags for every streamer run, e.g. --streamer-args="--file-concurrency 3"
   --cpu-prof DIR          V8 CPU profiles of the throughput and start-up streamer runs, summarised
   --no-psql               use COPY FROM STDIN from Node as the baseline even if psql is installed
+  --pg-defaults           start the embedded PostgreSQL with PostgreSQL's own defaults, not settings sized from memory
 
 DATABASE_URL: a PostgreSQL server on which the bench may create and drop databases;
 unset, an embedded PostgreSQL is started in a temporary directory.`;
@@ -43,6 +44,7 @@ try {
       'streamer-args': { type: 'string', default: '' },
       'cpu-prof': { type: 'string' },
       'no-psql': { type: 'boolean', default: false },
+      'pg-defaults': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }));
@@ -72,7 +74,7 @@ if (process.env.DATABASE_URL) {
   pgParent = await mkdtemp(join(tmpdir(), 'dropstream-bench-pg-'));
   await chmod(pgParent, 0o755); // the server runs as user 'postgres' when we are root
   log('starting an embedded PostgreSQL');
-  database = await startEmbeddedPostgres({ dir: join(pgParent, 'db'), port: await freePort(), database: 'postgres', throwaway: true });
+  database = await startEmbeddedPostgres({ dir: join(pgParent, 'db'), port: await freePort(), database: 'postgres', throwaway: true, postgresDefaults: values['pg-defaults'] });
 }
 
 let exitCode = 0;

@@ -3,6 +3,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { CorpusInfo } from './corpus.ts';
+import type { GrowthResult } from './growth.ts';
 import type { LatencyResult } from './latency.ts';
 import type { MemoryResult } from './memory.ts';
 import type { StartupResult } from './startup.ts';
@@ -44,6 +45,7 @@ export interface BenchReport {
   memory?: MemoryResult;
   latency?: LatencyResult[];
   startup?: StartupResult;
+  growth?: GrowthResult;
   targets: TargetCheck[];
   /** Every variant of every measurement stored exactly the rows its files hold. */
   rowsOk: boolean;
@@ -84,7 +86,37 @@ export function checkTargets(r: Omit<BenchReport, 'targets' | 'rowsOk'>): Target
   if (r.startup) {
     checks.push({ what: `start-up, ${int(r.startup.historyFiles)} files in history`, target: '≤ 2 s', measured: ms(r.startup.watchingMs.median), met: r.startup.watchingMs.median <= 2000 });
   }
+  const g = r.growth;
+  if (g?.ratio != null) {
+    const last = g.points[g.points.length - 1]!;
+    checks.push({ what: `growth, rows/s at ${int(last.tableRows)} rows ÷ on an empty table`, target: '≥ 0.80', measured: fixed(g.ratio, 2), met: g.ratio >= 0.8 });
+  }
+  for (const v of g?.views ?? []) {
+    if (v.tableRows >= 10_000_000) checks.push({ what: `${v.view} at ${int(v.tableRows)} rows`, target: '≤ 20 ms', measured: `${fixed(v.viewMs.median)} ms`, met: v.rowsEqual && v.viewMs.median <= 20 });
+    else checks.push({ what: `${v.view} at ${int(v.tableRows)} rows, raw aggregate ÷ view`, target: '≥ 20×', measured: `${fixed(v.speedup)}×`, met: v.rowsEqual && v.speedup >= 20 });
+  }
   return checks;
+}
+
+function growthSection(g: GrowthResult): string[] {
+  const out = [
+    `Each run: the streamer loads ${int(g.run.files)} files × ${int(g.run.rowsPerFile)} rows on top of the table (preloaded by the server at ${int(g.preloadRowsPerSec)} rows/s).`,
+    '',
+    '| rows in the table | streamer rows/s, median (range) | ÷ empty | CPU-s per M rows, client + server | table | indexes |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ];
+  const base = g.points[0]?.rowsPerSec.median;
+  for (const p of g.points) {
+    const cpu = p.cpuPerMillionRows ? `${fixed(p.cpuPerMillionRows.client, 2)} + ${fixed(p.cpuPerMillionRows.server, 2)}` : '—';
+    out.push(`| ${int(p.tableRows)} | ${range(p.rowsPerSec, int)} | ${base ? fixed(p.rowsPerSec.median / base, 2) : '—'} | ${cpu} | ${mb(p.tableBytes)} | ${mb(p.indexBytes)} |`);
+  }
+  if (g.views.length > 0) {
+    out.push('', '| rows in the table | view | `SELECT * FROM` view, median (range) | same aggregate over user_activity | raw ÷ view | same rows |', '| --- | --- | --- | --- | --- | --- |');
+    for (const v of g.views) {
+      out.push(`| ${int(v.tableRows)} | ${v.view} | ${range(v.viewMs, (n) => `${fixed(n)} ms`)} | ${range(v.rawMs, (n) => `${fixed(n)} ms`)} | ${fixed(v.speedup)}× | ${v.rowsEqual ? '✓' : '✗'} |`);
+    }
+  }
+  return out;
 }
 
 function corpusLine(c: CorpusInfo): string {
@@ -167,6 +199,7 @@ export function renderMarkdown(r: BenchReport): string {
       '',
     );
   }
+  if (r.growth) out.push('### Growth: the streamer as the table grows, and the revenue views', '', ...growthSection(r.growth), '');
   out.push(`All figures: [performance.json](performance.json).`, '', END);
   return out.join('\n');
 }

@@ -5,6 +5,7 @@ import { availableParallelism, cpus, release, totalmem, type } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ROOT } from '../../lib/paths.ts';
 import { ensureCorpus, ensureHistory, rowsForBytes, type CorpusSpec } from './corpus.ts';
+import { measureGrowth, type GrowthSpec } from './growth.ts';
 import { measureLatency, type LatencySpec } from './latency.ts';
 import { measureMemory } from './memory.ts';
 import { checkTargets, type BenchReport, type MachineInfo } from './report.ts';
@@ -12,7 +13,7 @@ import { measureStartup } from './startup.ts';
 import { withClient, type Log } from './support.ts';
 import { measureLayoutThroughput, measureThroughput, type VariantId } from './throughput.ts';
 
-export const MEASUREMENTS = ['throughput', 'throughput-wide', 'memory', 'latency', 'startup'] as const;
+export const MEASUREMENTS = ['throughput', 'throughput-wide', 'memory', 'latency', 'startup', 'growth'] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 export interface BenchOptions {
@@ -41,6 +42,7 @@ interface Sizes {
   latency: LatencySpec[];
   historyFiles: number;
   newFileRows: number;
+  growth: GrowthSpec;
 }
 
 const FULL: Sizes = {
@@ -52,6 +54,7 @@ const FULL: Sizes = {
   ],
   historyFiles: 100_000,
   newFileRows: 1000,
+  growth: { sizes: [0, 10_000_000, 20_000_000], viewSizes: [2_000_000, 10_000_000], run: { files: 100, rowsPerFile: 10_000 } },
 };
 
 /** Enough to run every code path, in seconds; its figures mean nothing. */
@@ -64,6 +67,7 @@ const QUICK: Sizes = {
   ],
   historyFiles: 1000,
   newFileRows: 100,
+  growth: { sizes: [0, 3000], viewSizes: [2000], run: { files: 2, rowsPerFile: 200 } },
 };
 
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
@@ -112,13 +116,18 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     log(`startup: ${history.files.length} files in history`);
     report.startup = await measureStartup(history, { path: newFile.paths[0]!, rows: newFile.rows }, { ...common, repeat: opts.repeat, streamerNodeArgs: profile('startup') });
   }
+  if (has('growth')) {
+    log(`growth: the streamer at ${sizes.growth.sizes.join(', ')} rows in the table; views at ${sizes.growth.viewSizes.join(', ')}`);
+    report.growth = await measureGrowth(sizes.growth, { ...common, repeat: opts.repeat });
+  }
 
   const rowsOk =
     (report.throughput?.variants.every((v) => v.rowsOk) ?? true) &&
     (report.throughputWide?.streamer?.rowsOk ?? true) &&
     (report.memory?.variants.every((v) => v.rowsOk) ?? true) &&
     (report.latency?.every((l) => l.rowsLoaded === l.rowsExpected && l.filesCommitted === l.filesWritten) ?? true) &&
-    (report.startup?.rowsOk ?? true);
+    (report.startup?.rowsOk ?? true) &&
+    (report.growth?.views.every((v) => v.rowsEqual) ?? true);
   return { ...report, targets: checkTargets(report), rowsOk };
 }
 
@@ -132,7 +141,7 @@ function commitMeasured(): string {
 }
 
 async function machineInfo(opts: BenchOptions): Promise<MachineInfo> {
-  const settings = ['shared_buffers', 'max_wal_size', 'fsync', 'synchronous_commit', 'wal_level'];
+  const settings = ['shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'wal_compression', 'fsync', 'synchronous_commit', 'full_page_writes', 'wal_level'];
   const { version, values } = await withClient(opts.adminUrl, async (c) => {
     const values: string[] = [];
     for (const s of settings) values.push(String((await c.query(`SHOW ${s}`)).rows[0][s]));

@@ -258,7 +258,7 @@ const LOADERS: Record<VariantId, Loader> = {
 };
 
 /** `observed`: its HTTP server on, as by default, and /metrics scraped every SCRAPE_MS while it runs. */
-async function runStreamer(url: string, corpus: Corpus, opts: ThroughputOptions, observed: boolean): Promise<Partial<RunMeasure>> {
+export async function runStreamer(url: string, corpus: Corpus, opts: ThroughputOptions, observed: boolean): Promise<Partial<RunMeasure>> {
   const run = await makeRunDir(opts.workDir, corpus.paths);
   const httpPort = observed ? await freePort() : 0;
   let scrapes = 0;

@@ -1,0 +1,50 @@
+import { constrainedMemory } from 'node:process';
+import { totalmem } from 'node:os';
+
+const MB = 2 ** 20;
+const GB = 2 ** 30;
+
+/** What the embedded PostgreSQL is started with, and why each value. */
+export interface SizedSettings {
+  memoryBytes: number;
+  settings: Record<string, string>;
+}
+
+const clamp = (n: number, min: number, max: number) => Math.min(max, Math.max(min, n));
+const mb = (bytes: number) => `${Math.floor(bytes / MB)}MB`;
+
+/** The machine's memory, or the container's limit when it has a smaller one (cgroup). */
+export function availableMemory(): number {
+  const limit = constrainedMemory?.() ?? 0;
+  return limit > 0 && limit < totalmem() ? limit : totalmem();
+}
+
+/**
+ * Settings for a server that has the machine mostly to itself, sized from its memory. PostgreSQL's
+ * defaults (128 MB of shared buffers, a checkpoint every 1 GB of WAL) are made for a machine of
+ * 2005: once user_activity's primary key outgrows the buffers, every COPY reads and writes back
+ * random index pages, and every checkpoint makes the next write of each page log its full image.
+ * Durability is untouched: fsync, full_page_writes and synchronous_commit keep their defaults.
+ */
+export function sizedSettings(memoryBytes = availableMemory()): SizedSettings {
+  return {
+    memoryBytes,
+    settings: {
+      // A quarter of memory, as PostgreSQL's documentation advises; the rest stays page cache.
+      shared_buffers: mb(clamp(memoryBytes / 4, 128 * MB, 8 * GB)),
+      effective_cache_size: mb(clamp(memoryBytes / 2, 256 * MB, 64 * GB)),
+      maintenance_work_mem: mb(clamp(memoryBytes / 16, 64 * MB, 1 * GB)),
+      // Fewer checkpoints, so fewer full-page images of the same index pages in the WAL.
+      max_wal_size: mb(clamp(memoryBytes / 4, 1 * GB, 8 * GB)),
+      min_wal_size: mb(clamp(memoryBytes / 16, 80 * MB, 1 * GB)),
+      checkpoint_timeout: '15min',
+      checkpoint_completion_target: '0.9',
+      // The full-page images that remain are compressed (cheap next to the 8 kB each one costs).
+      wal_compression: 'on',
+    },
+  };
+}
+
+export function describeSettings(s: SizedSettings): string {
+  return `${Object.entries(s.settings).map(([k, v]) => `${k}=${v}`).join(' ')} (sized from ${(s.memoryBytes / GB).toFixed(1)} GiB of memory)`;
+}

@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableMemory, describeSettings, sizedSettings } from '../lib/postgresSettings.ts';
+import { ownServer, type OwnServer } from './support/ownServer.ts';
+
+const MB = 2 ** 20;
+const GB = 2 ** 30;
+
+describe('settings of the embedded PostgreSQL, sized from memory', () => {
+  it('takes a quarter of memory for shared buffers, within bounds that fit small and large machines', () => {
+    expect(sizedSettings(2 * GB).settings).toMatchObject({ shared_buffers: '512MB', effective_cache_size: '1024MB', max_wal_size: '1024MB', min_wal_size: '128MB' });
+    expect(sizedSettings(24 * GB).settings).toMatchObject({ shared_buffers: '6144MB', max_wal_size: '6144MB', maintenance_work_mem: '1024MB' });
+    expect(sizedSettings(256 * GB).settings).toMatchObject({ shared_buffers: '8192MB', max_wal_size: '8192MB', effective_cache_size: '65536MB' });
+    // Below PostgreSQL's own defaults it never goes.
+    expect(sizedSettings(256 * MB).settings).toMatchObject({ shared_buffers: '128MB', max_wal_size: '1024MB', min_wal_size: '80MB' });
+  });
+
+  it('never trades durability for speed', () => {
+    const names = Object.keys(sizedSettings(24 * GB).settings);
+    for (const unsafe of ['fsync', 'synchronous_commit', 'full_page_writes']) expect(names).not.toContain(unsafe);
+  });
+
+  it('reads a container limit smaller than the machine', () => {
+    const memory = availableMemory();
+    expect(memory).toBeGreaterThan(0);
+    const limit = process.constrainedMemory?.() ?? 0;
+    if (limit > 0) expect(memory).toBeLessThanOrEqual(limit);
+  });
+
+  it('says what it chose and from what', () => {
+    expect(describeSettings(sizedSettings(2 * GB))).toBe(
+      'shared_buffers=512MB effective_cache_size=1024MB maintenance_work_mem=128MB max_wal_size=1024MB min_wal_size=128MB checkpoint_timeout=15min checkpoint_completion_target=0.9 wal_compression=on (sized from 2.0 GiB of memory)',
+    );
+  });
+
+  describe('on a server started the way the pipeline starts one', () => {
+    let server: OwnServer;
+    beforeAll(async () => {
+      server = await ownServer();
+    }, 120_000);
+    afterAll(() => server?.remove());
+
+    it('runs with them, and with durability on', async () => {
+      const { settings } = sizedSettings();
+      const shown = async (name: string) => String((await server.query(`SELECT setting, unit FROM pg_settings WHERE name = $1`, [name])).rows[0]!.setting);
+      const bytes = async (name: string) => Number((await server.query(`SELECT pg_size_bytes(current_setting($1)) AS b`, [name])).rows[0]!.b);
+      expect(await bytes('shared_buffers')).toBe(Number.parseInt(settings.shared_buffers!, 10) * MB);
+      expect(await bytes('max_wal_size')).toBe(Number.parseInt(settings.max_wal_size!, 10) * MB);
+      expect(await shown('checkpoint_timeout')).toBe('900');
+      expect(await shown('wal_compression')).not.toBe('off');
+      for (const safe of ['fsync', 'full_page_writes', 'synchronous_commit']) expect(await shown(safe)).toBe('on');
+    });
+  });
+});
