@@ -84,11 +84,28 @@ describe('npm run bench --quick', () => {
     expect(s.rowsOk).toBe(true);
     expect(s.firstBatchMs.median).toBeGreaterThanOrEqual(s.watchingMs.median);
 
+    // Growth: preloaded to each size, then the streamer on top; the views equal their raw aggregates.
+    const g = report.growth!;
+    expect(g.points.map((p) => p.tableRows)).toEqual([0, 3000]);
+    for (const p of g.points) {
+      expect(p.rowsPerSec.median).toBeGreaterThan(0);
+      expect(p.indexBytes).toBeGreaterThan(0);
+    }
+    expect(g.points[1]!.tableBytes).toBeGreaterThan(g.points[0]!.tableBytes);
+    expect(g.ratio).toBeGreaterThan(0);
+    expect(g.preloadRowsPerSec).toBeGreaterThan(0);
+    expect(g.views.map((v) => v.view)).toEqual(['revenue_by_day', 'revenue_by_product', 'revenue_by_user']);
+    for (const v of g.views) {
+      expect(v.tableRows).toBeGreaterThanOrEqual(2000);
+      expect(v.rowsEqual, v.view).toBe(true);
+      expect(v.viewMs.median).toBeGreaterThan(0);
+    }
+
     expect(report.rowsOk).toBe(true);
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.machine.postgres).toMatch(/^\d+/);
     expect(report.commit).not.toBe('');
-    expect(report.targets.map((c) => c.what)).toHaveLength(7);
+    expect(report.targets.map((c) => c.what)).toHaveLength(7 + 1 + 3);
   });
 
   it('writes the JSON and only the generated part of the Markdown', async () => {
