@@ -2,7 +2,7 @@ import { EventEmitter, once } from 'node:events';
 import { lstatSync, watch as fsWatch, type FSWatcher as NodeFSWatcher, type Stats } from 'node:fs';
 import { lstat, mkdir, stat } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { watch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import type { Logger } from '../../../lib/log.ts';
 import type { SourceFile } from '../reader/fileReader.ts';
 import type { FileStatus, ProcessedVersion } from '../sink/ledger.ts';
@@ -233,6 +233,8 @@ export class FileSource {
     const dir = await stat(inputDir);
     this.watched = { dev: dir.dev, ino: dir.ino, birthtimeMs: dir.birthtimeMs };
     for (const input of await listInput(inputDir, this.opts.recursive)) if (!this.opts.processed.has(input.name)) this.consider(input);
+    // Imported here: --available-now lists the directory once and never watches it.
+    const { watch } = await import('chokidar');
     this.watcher = watch(inputDir, {
       depth: this.opts.recursive ? undefined : 0,
       ignoreInitial: true,
