@@ -230,11 +230,11 @@ export class FileSource {
 
   private async startWatching(): Promise<void> {
     const { inputDir } = this.opts;
+    // Imported here, before the listing (no wait between listing and watching): --available-now never watches.
+    const { watch } = await import('chokidar');
     const dir = await stat(inputDir);
     this.watched = { dev: dir.dev, ino: dir.ino, birthtimeMs: dir.birthtimeMs };
     for (const input of await listInput(inputDir, this.opts.recursive)) if (!this.opts.processed.has(input.name)) this.consider(input);
-    // Imported here: --available-now lists the directory once and never watches it.
-    const { watch } = await import('chokidar');
     this.watcher = watch(inputDir, {
       depth: this.opts.recursive ? undefined : 0,
       ignoreInitial: true,
