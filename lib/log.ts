@@ -1,5 +1,7 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -21,6 +23,8 @@ export function createLogger(name: string): Logger {
   const level = process.env.LOG_LEVEL ?? 'info';
   const format = process.env.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json');
   if (format === 'pretty') {
+    // Required here, not imported: JSON logging (services, benches) never pays for loading it.
+    const pretty = require('pino-pretty') as typeof import('pino-pretty');
     const detailed = (pino.levels.values[level] ?? Number.POSITIVE_INFINITY) <= pino.levels.values.debug!;
     return pino(
       { name, level, ...(!detailed && { formatters: { log: (fields: Record<string | symbol, unknown>) => (FIGURES in fields ? {} : fields) } }) },

@@ -8,7 +8,7 @@ import { openDatabase } from './db/openDatabase.ts';
 import { createPool, withClient } from './db/pool.ts';
 import { InFlight } from './inFlight.ts';
 import { runStreamer } from './loop.ts';
-import { startHttpServer, type HttpServer } from './observe/httpServer.ts';
+import type { HttpServer } from './observe/httpServer.ts';
 import { logProgress } from './observe/logProgress.ts';
 import { StreamState } from './observe/streamState.ts';
 import { retryTransient } from './retry.ts';
@@ -71,7 +71,8 @@ async function main(): Promise<number> {
   logProgress(state, log);
   let http: HttpServer | undefined;
   try {
-    http = await startHttpServer({ cfg, pool, state, log });
+    // Loaded only when served: the server and its metrics cost start-up CPU a run without them never repays.
+    if (cfg.httpPort !== 0) http = await (await import('./observe/httpServer.ts')).startHttpServer({ cfg, pool, state, log });
     await retryTransient(() => withClient(pool, migrate), { signal: stop.signal, log, what: 'migrating the schema', onRetry: state.retried });
     await runStreamer({ cfg, pool, log, signal: stop.signal, state, inFlight });
     log.info(stop.signal.aborted ? `stopped: ${inFlight.describe()}` : 'stopped');

@@ -43,10 +43,9 @@ const ENDPOINTS = ['/livez', '/readyz', '/readyz?verbose', '/api/status', '/api/
 /**
  * The streamer's HTTP server (node:http): health probes, the stream's state and history as JSON,
  * and Prometheus metrics. Every answer is read from the stream's state or the database; nothing
- * here runs in the loop. Undefined with --http-port 0.
+ * here runs in the loop. Not started with --http-port 0.
  */
-export async function startHttpServer({ cfg, pool, state, log }: HttpDeps): Promise<HttpServer | undefined> {
-  if (cfg.httpPort === 0) return undefined;
+export async function startHttpServer({ cfg, pool, state, log }: HttpDeps): Promise<HttpServer> {
   const metrics = createMetrics(state);
   const check = () => readiness({ pool, state, inputDir: cfg.inputDir, checkpointDir: cfg.checkpointDir });
 

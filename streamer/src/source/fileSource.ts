@@ -2,7 +2,7 @@ import { EventEmitter, once } from 'node:events';
 import { lstatSync, watch as fsWatch, type FSWatcher as NodeFSWatcher, type Stats } from 'node:fs';
 import { lstat, mkdir, stat } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { watch, type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import type { Logger } from '../../../lib/log.ts';
 import type { SourceFile } from '../reader/fileReader.ts';
 import type { FileStatus, ProcessedVersion } from '../sink/ledger.ts';
@@ -230,6 +230,8 @@ export class FileSource {
 
   private async startWatching(): Promise<void> {
     const { inputDir } = this.opts;
+    // Imported here, before the listing (no wait between listing and watching): --available-now never watches.
+    const { watch } = await import('chokidar');
     const dir = await stat(inputDir);
     this.watched = { dev: dir.dev, ino: dir.ino, birthtimeMs: dir.birthtimeMs };
     for (const input of await listInput(inputDir, this.opts.recursive)) if (!this.opts.processed.has(input.name)) this.consider(input);
