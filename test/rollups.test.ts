@@ -228,7 +228,7 @@ describe('the migration of the rollups', () => {
            FROM generate_series(1, 20000) i`,
       );
       const before = Object.fromEntries(await Promise.all(VIEWS.filter((v) => v !== 'revenue_by_minute').map(async (v) => [v, await rowsAsText(ws.db, v)] as const)));
-      expect(await migrate(client)).toEqual(['050_rollups.sql', '051_rollups_one_pass.sql']);
+      expect(await migrate(client)).toEqual(['050_rollups.sql']);
       for (const [view, rows] of Object.entries(before)) expect(await rowsAsText(ws.db, view), view).toEqual(rows);
       await expectViewsExact(ws.db);
       const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM rollup_user');
@@ -237,51 +237,6 @@ describe('the migration of the rollups', () => {
     } finally {
       await client.end();
       await rm(earlier, { recursive: true, force: true });
-    }
-  });
-});
-
-describe('the trigger', () => {
-  const ws = useWorkspace();
-
-  // The trigger is written by hand (051); the rest is made from rollup_definitions(). What one
-  // statement appends to each delta table is, row for row as text, the definitions' aggregate of
-  // that grain over the statement's rows.
-  it("appends, per statement and grain, exactly the definitions' aggregate of the statement's rows", async () => {
-    const client = new pg.Client({ connectionString: ws.db.url });
-    await client.connect();
-    try {
-      await migrate(client);
-      const { rows: grains } = await client.query<{ grain: string; aggregate_from: string }>('SELECT grain, aggregate_from FROM rollup_statements() ORDER BY grain');
-      expect(grains.map((g) => g.grain)).toEqual(['day', 'day_user', 'minute', 'product', 'user']);
-      const everyGrain = grains.map((g) => g.grain);
-      // Rows of every kind the grains tell apart (unpriced, without product, other event types, a
-      // UTC day's edge), then statements of views only, of purchases only, of neither.
-      const statements = [
-        { eventType: `(ARRAY['view', 'view', 'purchase', 'add_to_cart'])[1 + i % 4]`, counted: everyGrain },
-        { eventType: `'view'`, counted: ['product', 'user'] },
-        { eventType: `'purchase'`, counted: everyGrain },
-        { eventType: `'add_to_cart'`, counted: [] },
-      ];
-      for (const [batch, { eventType, counted }] of statements.entries()) {
-        await client.query('TRUNCATE rollup_minute_delta, rollup_day_delta, rollup_day_user_delta, rollup_product_delta, rollup_user_delta');
-        await client.query(
-          `INSERT INTO user_activity (event_id, user_id, event_type, product_id, price, quantity, event_time, source_file, source_line, batch_id)
-           SELECT gen_random_uuid(), 'u' || (i % 23), ${eventType},
-                  CASE WHEN i % 31 = 0 THEN NULL ELSE 'p' || (i % 17) END, CASE WHEN i % 7 = 0 THEN NULL ELSE (i % 90) + 0.49 END,
-                  1 + i % 4, '2026-03-01T23:40:00Z'::timestamptz + i * interval '7 seconds', 'statement.csv', i, $1
-             FROM generate_series(1, 3000) i`,
-          [batch],
-        );
-        for (const { grain, aggregate_from } of grains) {
-          const appended = await rowsAsText(ws.db, `rollup_${grain}_delta`);
-          const statementRows = `(SELECT * FROM user_activity WHERE batch_id = ${batch}) statement_rows`;
-          expect(appended, `${grain}, statement ${batch}`).toEqual(await rowsAsText(ws.db, `(${aggregate_from.replace('%1$s', statementRows)})`));
-          expect(appended.length > 0, `${grain}, statement ${batch}`).toBe(counted.includes(grain));
-        }
-      }
-    } finally {
-      await client.end();
     }
   });
 });
