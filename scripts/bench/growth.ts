@@ -115,7 +115,7 @@ export async function measureGrowth(spec: GrowthSpec, opts: GrowthOptions): Prom
       // preload. Only here: right after a checkpoint, the first change of each page logs its full
       // image, which on a large random primary key is most of it. The first run at each size pays
       // that, as a stream does once per checkpoint_timeout; the median is the runs in between.
-      await withClient(db.url, (c) => c.query('VACUUM ANALYZE user_activity'));
+      await withClient(db.url, (c) => c.query('VACUUM ANALYZE'));
       await checkpoint(db.url);
       if (stop.kind === 'views') {
         views.push(...(await timeViews(db.url, tableRows, opts.log)));
