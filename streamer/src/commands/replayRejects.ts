@@ -6,9 +6,7 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../../../lib/log.ts';
 import { ConfigError, loadConfig, usage } from '../config.ts';
 import { DataDirLockedError, lockDataDir, type DataDirLock } from '../dataDirLock.ts';
-import { migrate } from '../db/migrate.ts';
-import { openDatabase } from '../db/openDatabase.ts';
-import { createPool, withClient } from '../db/pool.ts';
+import { withCommandDatabase } from '../db/commandDatabase.ts';
 import { rejectedFiles, replayRejects, type RejectSelection, type ReplayResult } from '../sink/replayRejects.ts';
 import { compactRollups } from '../sink/rollups.ts';
 
@@ -97,16 +95,8 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
 
-  let database;
-  try {
-    database = await openDatabase(cfg, log, true);
-  } catch (err) {
-    console.error((err as Error).message);
-    return 1;
-  }
-  const pool = createPool(database.url, 1, log);
-  try {
-    await withClient(pool, migrate);
+  const failed = (message: string) => `replay-rejects failed: ${message}; what was committed stays, run it again for the rest`;
+  return withCommandDatabase(cfg, log, failed, async (pool) => {
     const selection: RejectSelection = { fileLike: likePattern(args.file), reasonLike: likePattern(args.reason) };
     const files = await rejectedFiles(pool, selection);
     const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -123,13 +113,7 @@ async function main(argv: string[]): Promise<number> {
     if (!args.dryRun) await compactRollups(pool);
     out(`total${done < files.length ? ` (stopped after ${done} of ${files.length} files)` : ''}: ${describe(total, args.dryRun)}${args.dryRun ? '; nothing was changed' : ''}`);
     return done < files.length ? 1 : 0;
-  } catch (err) {
-    console.error(`replay-rejects failed: ${(err as Error).message}; what was committed stays, run it again for the rest`);
-    return 1;
-  } finally {
-    await pool.end();
-    await database.stop();
-  }
+  });
 }
 
 const code = await main(process.argv.slice(2));

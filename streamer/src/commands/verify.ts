@@ -3,9 +3,8 @@
 // --rebuild, counts them again (as the schema owner) and checks once more.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, usage } from '../config.ts';
-import { migrate } from '../db/migrate.ts';
-import { openDatabase } from '../db/openDatabase.ts';
-import { createPool, withClient } from '../db/pool.ts';
+import { withCommandDatabase } from '../db/commandDatabase.ts';
+import { withClient } from '../db/pool.ts';
 import { rollupDifferences, type RollupDifference } from '../sink/rollups.ts';
 import { createLogger } from '../../../lib/log.ts';
 
@@ -59,17 +58,8 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger('verify');
-  let database;
-  try {
-    database = await openDatabase(cfg, log, true);
-  } catch (err) {
-    console.error((err as Error).message);
-    return 1;
-  }
-  const pool = createPool(database.url, 1, log);
-  try {
-    return await withClient(pool, async (client) => {
-      await migrate(client);
+  return withCommandDatabase(cfg, log, (message) => `verify failed: ${message}`, (pool) =>
+    withClient(pool, async (client) => {
       if (rebuild) {
         await client.query('SELECT rollups_rebuild()');
         console.log('rollups counted again from user_activity');
@@ -86,14 +76,8 @@ async function main(argv: string[]): Promise<number> {
           'npm run verify -- --rebuild (as the schema owner) counts them again',
       );
       return 1;
-    });
-  } catch (err) {
-    console.error(`verify failed: ${(err as Error).message}`);
-    return 1;
-  } finally {
-    await pool.end();
-    await database.stop();
-  }
+    }),
+  );
 }
 
 process.exit(await main(process.argv.slice(2)));
