@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { migrate } from '../streamer/src/db/migrate.ts';
 import { DEFAULT_ALIASES } from '../streamer/src/reader/contract/columns.ts';
+import { BINARY_COLUMNS, SET_ROW_DEFAULTS } from '../streamer/src/reader/copyBinary.ts';
 import { BUILT_IN_VOCABULARY } from '../streamer/src/reader/contract/vocabulary.ts';
 import { FileReader, type ReadRules } from '../streamer/src/reader/fileReader.ts';
 import { RejectSpool } from '../streamer/src/reader/rejectSpool.ts';
@@ -92,8 +93,12 @@ describe('COPY binary and COPY text store the same values', () => {
         try {
           const reader = new FileReader(file, 42, rules, spool, withRaw);
           expect(reader.binary).toBe(!withRaw);
-          const sql = withRaw ? `COPY as_text (${COLUMNS}, raw) FROM STDIN` : `COPY as_binary (${COLUMNS}) FROM STDIN (FORMAT binary)`;
+          const sql = withRaw ? `COPY as_text (${COLUMNS}, raw) FROM STDIN` : `COPY as_binary (${BINARY_COLUMNS}) FROM STDIN (FORMAT binary)`;
+          // As the sink does: the server fills in the file and batch that COPY binary leaves out.
+          await client.query('BEGIN');
+          if (!withRaw) await client.query(SET_ROW_DEFAULTS, [file.name, '42']);
           const copied = await copyInto(client, sql, reader.copyData(), 60_000);
+          await client.query('COMMIT');
           expect(copied).toBe(reader.counts.rowsValid);
           return reader.counts;
         } finally {
@@ -124,6 +129,51 @@ describe('COPY binary and COPY text store the same values', () => {
       );
       expect(shapes[0].ok).toBe(true);
     } finally {
+      client.release();
+    }
+  });
+
+  it('a file of many pieces is stored exactly while the memory of pieces handed over is written again', async () => {
+    // 60,000 plain rows (~6 MB): some 25 pieces, three slabs' worth, on the byte-level path.
+    const lines = Array.from({ length: 60_000 }, (_, i) => {
+      const hex = i.toString(16).padStart(12, '0');
+      const cents = (i * 7919) % 100_000;
+      return `0b0f7a2e-1c2d-4e5f-8a9b-${hex},user_${i % 997},${i % 10 === 0 ? 'purchase' : 'view'},SKU-${i % 501},${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')},${1 + (i % 5)},2026-01-01T00:${String(Math.floor(i / 1000) % 60).padStart(2, '0')}:${String(i % 60).padStart(2, '0')}.${String(i % 1000).padStart(3, '0')}Z`;
+    });
+    const path = join(dir, 'pieces.csv');
+    await writeFile(path, `event_id,user_id,event_type,product_id,price,quantity,event_time\n${lines.join('\n')}\n`);
+    const st = await stat(path);
+    const file = { name: 'pieces.csv', path, size: st.size, mtimeMs: st.mtimeMs };
+    const rules: ReadRules = { vocabulary: BUILT_IN_VOCABULARY, aliases: DEFAULT_ALIASES, attributes: true, defaultOffset: '+00:00', namedTimeZone: undefined };
+
+    const client = await pool.connect();
+    const spool = new RejectSpool();
+    try {
+      await client.query('DROP TABLE IF EXISTS pieces; CREATE TEMP TABLE pieces (LIKE user_activity INCLUDING DEFAULTS)');
+      const reader = new FileReader(file, 5, rules, spool);
+      let asked = 0, reused = 0;
+      await client.query('BEGIN');
+      await client.query(SET_ROW_DEFAULTS, [file.name, '5']);
+      const copied = await copyInto(client, `COPY pieces (${BINARY_COLUMNS}) FROM STDIN (FORMAT binary)`, (handedOver) => reader.copyData(() => {
+        asked++;
+        const free = handedOver();
+        if (free) reused++;
+        return free;
+      }), 60_000);
+      await client.query('COMMIT');
+      reader.release();
+      expect(copied).toBe(lines.length);
+      // Not vacuous: pieces were written over, after the connection had handed earlier ones on.
+      expect(asked).toBeGreaterThan(20);
+      expect(reused).toBeGreaterThan(0);
+
+      const { rows } = await client.query<{ line: string }>(
+        `SELECT concat_ws(',', event_id, user_id, event_type, product_id, price, quantity, to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), source_file, batch_id) AS line
+           FROM pieces ORDER BY source_line`,
+      );
+      expect(rows.map((r) => r.line)).toEqual(lines.map((l) => `${l},pieces.csv,5`));
+    } finally {
+      await spool.dispose();
       client.release();
     }
   });

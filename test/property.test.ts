@@ -148,7 +148,7 @@ async function readFile(path: string, name: string, withRaw = false, rules = RUL
     const rejectChunks: Buffer[] = [];
     for await (const chunk of await spool.stream()) rejectChunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string, 'utf8'));
     const data = Buffer.concat(chunks);
-    const rows = reader.binary ? decodeCopyBinary(data) : decodeCopyText(data);
+    const rows = reader.binary ? decodeCopyBinary(data, name, BATCH) : decodeCopyText(data);
     return { outcome: 'read', counts: reader.counts, rows, rejects: decodeCopyText(Buffer.concat(rejectChunks)), spoolCount: spool.count };
   } finally {
     await spool.dispose();

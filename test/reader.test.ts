@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BINARY_HEADER, RowTail, writeEventRow } from '../streamer/src/reader/copyBinary.ts';
+import { BINARY_HEADER, writeEventRow } from '../streamer/src/reader/copyBinary.ts';
 import { CopyBuffer } from '../streamer/src/reader/copyBuffer.ts';
 import { eventText } from '../streamer/src/reader/copyText.ts';
 import { EventTimes, isoFromSeconds2000 } from '../streamer/src/reader/eventTimes.ts';
@@ -376,11 +376,10 @@ describe('mapHeader and readHeader', () => {
 });
 
 describe('FastRows (the byte-level path) agrees with the full validator', () => {
-  const tail = new RowTail('f.csv', 9);
   /** The COPY binary the full validator's row is written as. */
   const slowBytes = (row: EventRow, line: number) => {
     const out = new CopyBuffer();
-    writeEventRow(out, row, tail, line);
+    writeEventRow(out, row, line);
     return out.take();
   };
   const pick = <T>(...xs: T[]) => fc.constantFrom(...xs);
@@ -422,7 +421,7 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
         const out = new CopyBuffer();
         const bytes = Buffer.from(`x${text}y`);
         const times = new EventTimes();
-        if (!new FastRows(map, BUILT_IN_VOCABULARY, tail, times, defaultOffset).write(bytes, 1, bytes.length - 1, 42, out)) {
+        if (!new FastRows(map, BUILT_IN_VOCABULARY, times, defaultOffset).write(bytes, 1, bytes.length - 1, 42, out)) {
           expect(times.count).toBe(0); // a line left to the full reader is not counted here
           return;
         }
@@ -452,12 +451,12 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
       const text = ['bb731714-ce7a-4a98-a8a6-06d7b1390974', 'user_0849', 'view', 'SKU-1092', '77.95', '1', time, '', 'KM'].join(';');
       const out = new CopyBuffer();
       const times = new EventTimes();
-      expect(new FastRows(map, BUILT_IN_VOCABULARY, tail, times, defaultOffset).write(Buffer.from(text), 0, text.length, 7, out), time).toBe(true);
+      expect(new FastRows(map, BUILT_IN_VOCABULARY, times, defaultOffset).write(Buffer.from(text), 0, text.length, 7, out), time).toBe(true);
       expect(isoFromSeconds2000(times.min)).toBe(instant);
       const slow = validateRow(text.split(';'), { map, vocabulary: BUILT_IN_VOCABULARY, defaultOffset });
       expect(out.take().equals(slowBytes(slow as EventRow, 7))).toBe(true);
       // Without a configured offset (a named zone, applied by PostgreSQL) the full reader takes it.
-      expect(new FastRows(map, BUILT_IN_VOCABULARY, tail, new EventTimes()).write(Buffer.from(text), 0, text.length, 7, new CopyBuffer())).toBe(false);
+      expect(new FastRows(map, BUILT_IN_VOCABULARY, new EventTimes()).write(Buffer.from(text), 0, text.length, 7, new CopyBuffer())).toBe(false);
     }
   });
 
@@ -473,23 +472,23 @@ describe('FastRows (the byte-level path) agrees with the full validator', () => 
       const out = new CopyBuffer();
       out.writeAll(BINARY_HEADER);
       const times = new EventTimes();
-      expect(new FastRows(map, BUILT_IN_VOCABULARY, tail, times).write(Buffer.from(text), 0, text.length, 7, out)).toBe(true);
+      expect(new FastRows(map, BUILT_IN_VOCABULARY, times).write(Buffer.from(text), 0, text.length, 7, out)).toBe(true);
       expect([times.count, isoFromSeconds2000(times.min), isoFromSeconds2000(times.mean)]).toEqual([1, '2026-11-21T10:15:30.123Z', '2026-11-21T10:15:30.123Z']);
       out.int16(-1);
-      expect(decodeCopyBinary(out.take())).toEqual([[...event, attributes, 'f.csv', '7', '9']]);
+      expect(decodeCopyBinary(out.take(), 'f.csv', 9)).toEqual([[...event, attributes, 'f.csv', '7', '9']]);
     }
   });
 
   it('leaves to the full reader what takes a default, a synonym or an id that is not a UUID', () => {
     const map = mapHeader(HEADER) as ColumnMap;
-    const fast = new FastRows(map, BUILT_IN_VOCABULARY, tail, new EventTimes());
+    const fast = new FastRows(map, BUILT_IN_VOCABULARY, new EventTimes());
     const takes = (text: string) => fast.write(Buffer.from(text), 0, text.length, 2, new CopyBuffer());
     const base = ['0b0f7a2e-1c2d-4e5f-8a9b-0c1d2e3f4a5b', 'u', 'view', 'p', '1.00', '1', '2026-01-01T00:00:00Z'];
     const line = (i: number, v: string) => base.map((f, j) => (j === i ? v : f)).join(',');
     expect(takes(base.join(','))).toBe(true);
     expect([takes(line(0, '1')), takes(line(2, 'cart')), takes(line(3, '')), takes(line(4, '')), takes(line(5, '')), takes(line(5, '0'))]).toEqual([false, false, false, false, false, false]);
-    expect(new FastRows(mapHeader(HEADER.slice(1)) as ColumnMap, BUILT_IN_VOCABULARY, tail, new EventTimes()).usable).toBe(false);
-    expect(new FastRows(mapHeader(HEADER.filter((c) => c !== 'quantity')) as ColumnMap, BUILT_IN_VOCABULARY, tail, new EventTimes()).usable).toBe(false);
+    expect(new FastRows(mapHeader(HEADER.slice(1)) as ColumnMap, BUILT_IN_VOCABULARY, new EventTimes()).usable).toBe(false);
+    expect(new FastRows(mapHeader(HEADER.filter((c) => c !== 'quantity')) as ColumnMap, BUILT_IN_VOCABULARY, new EventTimes()).usable).toBe(false);
   });
 });
 

@@ -25,8 +25,10 @@ function priceText(text: string): string {
   return `${cents / 100n}.${String(cents % 100n).padStart(2, '0')}`;
 }
 
-/** user_activity's columns in a COPY row. */
+/** user_activity's columns in a COPY text row. */
 export const ROW_FIELDS = 12;
+/** COPY binary leaves out source_file and batch_id (the server fills them in). */
+const BINARY_FIELDS = 10;
 const NULL = '\\N';
 
 /** Rows of COPY text (user_activity's 12 columns, maybe a raw one after), normalised. */
@@ -51,8 +53,11 @@ export function decodeCopyText(data: Buffer): string[][] {
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
-/** Rows of COPY binary for user_activity's 12 columns, decoded by the format's definition. */
-export function decodeCopyBinary(data: Buffer): string[][] {
+/**
+ * Rows of COPY binary for user_activity (BINARY_COLUMNS), decoded by the format's definition, with
+ * the file and batch the server adds to them (the loading transaction's settings) in their places.
+ */
+export function decodeCopyBinary(data: Buffer, file: string, batch: number): string[][] {
   if (data.length === 0) return [];
   if (!data.subarray(0, 11).equals(SIGNATURE)) throw new Error('COPY binary signature missing');
   let at = 19 + data.readInt32BE(15);
@@ -61,7 +66,7 @@ export function decodeCopyBinary(data: Buffer): string[][] {
     const fields = data.readInt16BE(at);
     at += 2;
     if (fields === -1) break;
-    if (fields !== ROW_FIELDS) throw new Error(`a row of ${fields} fields`);
+    if (fields !== BINARY_FIELDS) throw new Error(`a row of ${fields} fields`);
     const values: Array<Buffer | null> = [];
     for (let i = 0; i < fields; i++) {
       const n = data.readInt32BE(at);
@@ -74,7 +79,7 @@ export function decodeCopyBinary(data: Buffer): string[][] {
       return escape(s);
     };
     type Field = Buffer | null;
-    const [id, user, type, product, price, quantity, time, sourceId, attributes, file, line, batch] = values as [Field, Field, Field, Field, Field, Field, Field, Field, Field, Field, Field, Field];
+    const [id, user, type, product, price, quantity, time, sourceId, attributes, line] = values as [Field, Field, Field, Field, Field, Field, Field, Field, Field, Field];
     const required = (v: Buffer | null, what: string) => {
       if (v === null) throw new Error(`${what} is null`);
       return v;
@@ -91,9 +96,9 @@ export function decodeCopyBinary(data: Buffer): string[][] {
       instant(required(time, 'event_time').readBigInt64BE(0)),
       sourceId ? text(sourceId) : NULL,
       attributes ? text(attributes.subarray(1)) : NULL,
-      text(required(file, 'source_file')),
+      escape(file),
       String(required(line, 'source_line').readBigInt64BE(0)),
-      String(required(batch, 'batch_id').readBigInt64BE(0)),
+      String(batch),
     ]);
   }
   if (at !== data.length) throw new Error(`${data.length - at} bytes after the trailer`);

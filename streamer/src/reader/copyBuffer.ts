@@ -1,13 +1,17 @@
 /**
- * Pieces are taken from one slab until it is full. A fresh buffer per piece made the garbage
- * collector run full collections for the external memory alone (one every ~40,000 rows).
+ * Pieces are taken from one slab, which is written again from its start once the database has
+ * been handed every piece taken from it. Fresh memory per piece, or per file, made the garbage
+ * collector run full collections for the external memory alone.
  */
 const SLAB_BYTES = 1 << 21;
 const TWO_32 = 4294967296;
+/** Slabs of COPYs that have ended, for the next files (one per file loaded at once, a few more). */
+const freeSlabs: Buffer[] = [];
+const FREE_SLABS_KEPT = 8;
 
 /** COPY data being built for PostgreSQL: bytes appended in place, handed over in large pieces. */
 export class CopyBuffer {
-  private buf = Buffer.allocUnsafe(SLAB_BYTES);
+  private buf: Buffer = freeSlabs.pop() ?? Buffer.allocUnsafe(SLAB_BYTES);
   /** Where the bytes not taken yet begin in `buf`: those before it belong to the socket. */
   private start = 0;
   /** Where the next byte goes in `buf`. */
@@ -82,10 +86,24 @@ export class CopyBuffer {
     this.at += 8;
   }
 
-  /** The bytes written since the last take; they are never written over (they now belong to the socket). */
+  /** The bytes written since the last take; they are not written over until reuse() says they may be. */
   take(): Buffer {
     const out = this.buf.subarray(this.start, this.at);
     this.start = this.at;
     return out;
+  }
+
+  /** Every piece taken so far has been handed over (the socket holds none): write from the start again. */
+  reuse(): void {
+    this.buf.copyWithin(0, this.start, this.at);
+    this.at -= this.start;
+    this.start = 0;
+  }
+
+  /** The COPY has ended and holds no piece: the slab goes to the next CopyBuffer. */
+  release(): void {
+    if (this.buf.length === SLAB_BYTES && freeSlabs.length < FREE_SLABS_KEPT) freeSlabs.push(this.buf);
+    this.buf = Buffer.alloc(0);
+    this.start = this.at = 0;
   }
 }

@@ -1,7 +1,7 @@
 import { COLUMNS } from './contract/columns.ts';
 import type { ColumnMap } from './contract/layout.ts';
 import type { EventVocabulary } from './contract/vocabulary.ts';
-import { decodeUuid, int4Field, nullField, numericField, ROW_FIELDS, textField, timestamptzField, uuidField, type RowTail } from './copyBinary.ts';
+import { decodeUuid, int4Field, int8Field, nullField, nullsThenLine, numericField, ROW_FIELDS, textField, timestamptzField, uuidField } from './copyBinary.ts';
 import type { CopyBuffer } from './copyBuffer.ts';
 import type { EventTimes } from './eventTimes.ts';
 import { daysInMonth, fractionMicros, secondsSince2000 } from './parseTimestamp.ts';
@@ -129,7 +129,6 @@ export class FastRows {
   constructor(
     private readonly map: ColumnMap,
     vocabulary: EventVocabulary,
-    private readonly tail: RowTail,
     private readonly times: EventTimes,
     defaultOffset?: string,
   ) {
@@ -187,11 +186,11 @@ export class FastRows {
     timestamptzField(out, seconds, this.fraction.micros);
     // source_event_id is null: the id is a UUID.
     if (json === 0) {
-      this.tail.writeWithNulls(out, line);
+      nullsThenLine(out, line);
     } else {
       nullField(out);
       this.writeAttributes(b, json, out);
-      this.tail.write(out, line);
+      int8Field(out, line);
     }
     this.times.add(seconds + this.fraction.micros / 1e6);
     return true;

@@ -6,7 +6,7 @@ import type { Column } from './contract/columns.ts';
 import { OPTIONAL, DEFAULTED, type OptionalColumn } from './contract/defaults.ts';
 import { readHeader, type ColumnMap, type LayoutReport } from './contract/layout.ts';
 import type { EventVocabulary } from './contract/vocabulary.ts';
-import { BINARY_HEADER, BINARY_TRAILER, RowTail, writeEventRow } from './copyBinary.ts';
+import { BINARY_HEADER, BINARY_TRAILER, writeEventRow } from './copyBinary.ts';
 import { CopyBuffer } from './copyBuffer.ts';
 import { escapeCopy, eventText } from './copyText.ts';
 import { EventTimes } from './eventTimes.ts';
@@ -66,16 +66,20 @@ export class FileChangedError extends Error {}
 /** COPY data is handed to the database in pieces of about this size. */
 const FLUSH_BYTES = 1 << 18;
 const READ_BYTES = 1 << 18;
+/** Read buffers of files read to the end, for the next ones. */
+const readBuffers: Buffer[] = [];
 
 const isUtf16 = (chunk: Buffer) => chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff));
 
 /**
  * Reads one file as a stream: bytes → lines → records → validated rows. Valid rows come out as COPY
- * data for user_activity (with their source file, line and batch); rejected rows go to the spool.
- * The data is COPY binary: plain rows take a byte-level fast path (FastRows), every other line goes
- * through csv-parse and the validator, and both write the same bytes for the rows both accept.
- * It is COPY text where the server must still interpret values: for the staging table (each row
- * followed by its raw line) and when zone-less timestamps take a named zone (the session's TimeZone).
+ * data for user_activity (with their source line); rejected rows go to the spool.
+ * The data is COPY binary (BINARY_COLUMNS: the server adds the file and batch): plain rows take a
+ * byte-level fast path (FastRows), every other line goes through csv-parse and the validator, and
+ * both write the same bytes for the rows both accept.
+ * It is COPY text, with the file and batch in every row, where the server must still interpret
+ * values: for the staging table (each row followed by its raw line) and when zone-less timestamps
+ * take a named zone (the session's TimeZone).
  */
 export class FileReader {
   readonly counts: ReadCounts = {
@@ -97,7 +101,6 @@ export class FileReader {
   private readonly items: SplitItem[] = [];
   /** COPY (FORMAT binary) rather than text. */
   readonly binary: boolean;
-  private readonly tail: RowTail;
   private readonly fileColumn: string;
   private readonly rowEnd: string;
   private map: ColumnMap | undefined;
@@ -112,21 +115,24 @@ export class FileReader {
     private readonly withRaw = false,
   ) {
     this.binary = !withRaw && rules.namedTimeZone === undefined;
-    this.tail = new RowTail(file.name, batchId);
     this.fileColumn = `\t${escapeCopy(file.name)}\t`;
     this.rowEnd = withRaw ? `\t${batchId}\t` : `\t${batchId}\n`;
     if (this.binary) this.out.writeAll(BINARY_HEADER);
   }
 
-  async *copyData(): AsyncGenerator<Buffer> {
+  /**
+   * The file's COPY data, in pieces. `handedOver`: whether the database connection holds none of
+   * the pieces given so far (then their memory is written again); without it, none is reused.
+   */
+  async *copyData(handedOver?: () => boolean): AsyncGenerator<Buffer> {
     const hash = createHash('sha256');
     const lines = new LineSplitter();
     const onLine = this.onLine.bind(this);
-    // One buffer read into again and again: everything reads a chunk before the next read (a
-    // stream's fresh buffer per chunk made the garbage collector run for the external memory).
+    // One buffer read into again and again, file after file: everything reads a chunk before the
+    // next read (a stream's fresh buffer per chunk made the garbage collector run for the external memory).
     const handle = await open(this.file.path, 'r');
+    const buffer = readBuffers.pop() ?? Buffer.allocUnsafe(READ_BYTES);
     try {
-      const buffer = Buffer.allocUnsafe(READ_BYTES);
       for (let n; (n = (await handle.read(buffer, 0, READ_BYTES, null)).bytesRead) > 0; ) {
         const chunk = buffer.subarray(0, n);
         if (this.counts.bytes === 0 && isUtf16(chunk)) throw new FileRejectedError('the file is encoded as UTF-16, not UTF-8');
@@ -137,9 +143,11 @@ export class FileReader {
         if (this.out.length >= FLUSH_BYTES) {
           yield this.out.take();
           crashPoint('mid-copy', this.batchId);
+          if (handedOver?.()) this.out.reuse();
         }
       }
     } finally {
+      readBuffers.push(buffer);
       await handle.close();
     }
     lines.end(onLine);
@@ -157,6 +165,11 @@ export class FileReader {
     if (now.size !== this.counts.bytes || now.size !== this.file.size || now.mtimeMs !== this.file.mtimeMs) {
       throw new FileChangedError(`${this.file.name} changed while it was read (${this.file.size} → ${now.size} bytes)`);
     }
+  }
+
+  /** The COPY of this file's data has ended (it holds none of it): its memory goes to the next file. */
+  release(): void {
+    this.out.release();
   }
 
   /** replay-rejects: the file's header as the ledger recorded it, read in place of the file's first line. */
@@ -216,7 +229,7 @@ export class FileReader {
         this.counts.rowsValid++;
         if (row.defaulted !== 0) this.countDefaults(row.defaulted);
         if (!Number.isNaN(row.eventTime.seconds)) this.eventTimes.add(row.eventTime.seconds + row.eventTime.micros / 1e6);
-        if (this.binary) writeEventRow(this.out, row, this.tail, item.line);
+        if (this.binary) writeEventRow(this.out, row, item.line);
         else this.out.writeString(eventText(row) + this.fileColumn + item.line + this.rowEnd + (this.withRaw ? `${escapeCopy(item.raw)}\n` : ''));
       }
     }
@@ -237,7 +250,7 @@ export class FileReader {
     this.counts.ignoredColumns = mapped.ignored;
     this.counts.layout = mapped.report;
     this.counts.header = item.raw;
-    const fast = new FastRows(mapped, this.rules.vocabulary, this.tail, this.eventTimes, this.rules.defaultOffset);
+    const fast = new FastRows(mapped, this.rules.vocabulary, this.eventTimes, this.rules.defaultOffset);
     if (fast.usable && this.binary) this.fast = fast;
   }
 }

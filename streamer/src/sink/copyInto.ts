@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 
@@ -13,8 +13,14 @@ export class CopyStalledError extends Error {
  * makes no progress for `stallMs` is cut off: pg-copy-streams can wait forever on some error
  * paths. On any error the caller must destroy the client, never reuse it.
  */
-export async function copyInto(client: pg.PoolClient, sql: string, source: Readable | AsyncIterable<string | Buffer>, stallMs: number): Promise<number> {
+/** Data that writes its pieces again once told that the connection holds none of them (FileReader.copyData). */
+export type ReusingSource = (handedOver: () => boolean) => AsyncIterable<Buffer>;
+
+export async function copyInto(client: pg.PoolClient, sql: string, data: Readable | AsyncIterable<string | Buffer> | ReusingSource, stallMs: number): Promise<number> {
   const target = client.query(copyFrom(sql));
+  // Neither the COPY stream nor the socket under it holds a piece once both have written out everything.
+  const socket = (client as unknown as { connection: { stream: Writable } }).connection.stream;
+  const source = typeof data === 'function' ? data(() => target.writableLength === 0 && socket.writableLength === 0) : data;
   let lastProgress = Date.now();
   let watchdog: NodeJS.Timeout | undefined;
   // Not target.destroy(): its clean-up waits for the server, which is what does not answer.

@@ -3,6 +3,7 @@ import type { Logger } from '../../../lib/log.ts';
 import { crashPoint } from '../crashPoint.ts';
 import { describeLayout } from '../reader/contract/layout.ts';
 import { FileChangedError, FileReader, FileRejectedError, type ReadRules, type SourceFile } from '../reader/fileReader.ts';
+import { BINARY_COLUMNS, SET_ROW_DEFAULTS } from '../reader/copyBinary.ts';
 import { RejectSpool } from '../reader/rejectSpool.ts';
 import { withClient } from '../db/pool.ts';
 import { classifyError, describeDatabaseError, type Retry } from '../retry.ts';
@@ -23,6 +24,7 @@ export interface SinkContext {
 
 const ROW_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_event_id, attributes, source_file, source_line, batch_id';
 const COPY_ROWS = `COPY user_activity (${ROW_COLUMNS}) FROM STDIN`;
+const COPY_BINARY_ROWS = `COPY user_activity (${BINARY_COLUMNS}) FROM STDIN (FORMAT binary)`;
 export const COPY_STAGE = `COPY dropstream_stage (${ROW_COLUMNS}, raw) FROM STDIN`;
 const COPY_REJECTS = 'COPY user_activity_rejects (source_file, source_line, raw, reason, batch_id) FROM STDIN';
 // Rows of a file that repeats event ids land here first. The first occurrence of an id is stored;
@@ -98,13 +100,16 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
       let rowsLoaded: number;
       let conflicting = 0;
       if (mode === 'direct') {
-        rowsLoaded = await copyInto(client, reader.binary ? `${COPY_ROWS} (FORMAT binary)` : COPY_ROWS, reader.copyData(), ctx.copyStallMs);
+        if (reader.binary) await client.query(SET_ROW_DEFAULTS, [file.name, String(batchId)]);
+        rowsLoaded = await copyInto(client, reader.binary ? COPY_BINARY_ROWS : COPY_ROWS, (handedOver) => reader.copyData(handedOver), ctx.copyStallMs);
       } else {
         await client.query(CREATE_STAGE);
-        await copyInto(client, COPY_STAGE, reader.copyData(), ctx.copyStallMs);
+        await copyInto(client, COPY_STAGE, (handedOver) => reader.copyData(handedOver), ctx.copyStallMs);
         rowsLoaded = (await client.query(MERGE_STAGE)).rowCount ?? 0;
         conflicting = (await client.query(REJECT_CONFLICTS)).rowCount ?? 0;
       }
+      // Only after a COPY that ended: one cut off may still have pieces in the socket.
+      reader.release();
       const counts = reader.counts;
       if (counts.empty) {
         await client.query('ROLLBACK');
