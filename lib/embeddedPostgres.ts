@@ -2,7 +2,7 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import type { Logger } from './log.ts';
 import { compiled } from './paths.ts';
-import { describeSettings, sizedSettings } from './postgresSettings.ts';
+import { availableMemory, describeSettings, freeDisk, sizedSettings } from './postgresSettings.ts';
 
 export const EMBEDDED_USER = 'dropstream';
 export const EMBEDDED_PASSWORD = 'dropstream';
@@ -24,6 +24,8 @@ export interface EmbeddedDatabase {
   url: string;
   /** Stops the server if it was started for us; its data stays unless it is throwaway. */
   stop(): Promise<void>;
+  /** The `-c` settings a server started here was given (empty: PostgreSQL's defaults). */
+  settings?: Record<string, string>;
 }
 
 export type ServerMessage = { url: string } | { error: string };
@@ -41,7 +43,7 @@ export function embeddedUrl(port: number, database: string): string {
 export async function startEmbeddedPostgres(opts: EmbeddedOptions, log?: Logger): Promise<EmbeddedDatabase> {
   // The compiled supervisor, also when this module runs from source (vitest), and without this
   // process's node flags (a bench's --cpu-prof or preload).
-  const sized = opts.postgresDefaults ? undefined : sizedSettings();
+  const sized = opts.postgresDefaults ? undefined : sizedSettings(availableMemory(), freeDisk(opts.dir));
   const server = fork(compiled('lib/embeddedPostgresServer.ts'), [JSON.stringify({ ...opts, settings: sized?.settings })], {
     detached: true,
     execArgv: [],
@@ -52,6 +54,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions, log?: Logger)
   log?.info({ dir: opts.dir, port: opts.port, settings: sized?.settings }, `embedded PostgreSQL is running: ${sized ? describeSettings(sized) : "PostgreSQL's default settings"}`);
   return {
     url: message.url,
+    settings: sized?.settings ?? {},
     async stop() {
       if (server.exitCode !== null || server.signalCode !== null) return;
       const exited = once(server, 'exit');

@@ -1,5 +1,7 @@
+import { statfsSync } from 'node:fs';
 import { constrainedMemory } from 'node:process';
 import { totalmem } from 'node:os';
+import { dirname } from 'node:path';
 
 const MB = 2 ** 20;
 const GB = 2 ** 30;
@@ -7,6 +9,8 @@ const GB = 2 ** 30;
 /** What the embedded PostgreSQL is started with, and why each value. */
 export interface SizedSettings {
   memoryBytes: number;
+  /** Free space where the server keeps its data (and its WAL). */
+  diskBytes: number;
   settings: Record<string, string>;
 }
 
@@ -19,23 +23,38 @@ export function availableMemory(): number {
   return limit > 0 && limit < totalmem() ? limit : totalmem();
 }
 
+/** Free space on the filesystem that holds `dir` (or would: the nearest directory that exists). */
+export function freeDisk(dir: string): number {
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      const fs = statfsSync(d);
+      return fs.bavail * fs.bsize;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(d) === d) throw err;
+    }
+  }
+}
+
 /**
- * Settings for a server that has the machine mostly to itself, sized from its memory. PostgreSQL's
+ * Settings for a server that has the machine mostly to itself, sized from its memory and disk. PostgreSQL's
  * defaults (128 MB of shared buffers, a checkpoint every 1 GB of WAL) are made for a machine of
  * 2005: once user_activity's primary key outgrows the buffers, every COPY reads and writes back
  * random index pages, and every checkpoint makes the next write of each page log its full image.
  * Durability is untouched: fsync, full_page_writes and synchronous_commit keep their defaults.
  */
-export function sizedSettings(memoryBytes = availableMemory()): SizedSettings {
+export function sizedSettings(memoryBytes = availableMemory(), diskBytes = 4 * GB): SizedSettings {
   return {
     memoryBytes,
+    diskBytes,
     settings: {
       // A quarter of memory, as PostgreSQL's documentation advises; the rest stays page cache.
       shared_buffers: mb(clamp(memoryBytes / 4, 128 * MB, 8 * GB)),
       effective_cache_size: mb(clamp(memoryBytes / 2, 256 * MB, 64 * GB)),
       maintenance_work_mem: mb(clamp(memoryBytes / 16, 64 * MB, 1 * GB)),
-      // Fewer checkpoints, so fewer full-page images of the same index pages in the WAL.
-      max_wal_size: mb(clamp(memoryBytes / 4, 1 * GB, 8 * GB)),
+      // Checkpoints by time, not by WAL volume: after each one the first change to a page logs the
+      // whole page, and random event ids change every leaf of the primary key. At 20M rows, a
+      // checkpoint every few GB made most of the WAL page images. A crash replays up to this much.
+      max_wal_size: mb(clamp(diskBytes / 4, 1 * GB, 32 * GB)),
       min_wal_size: mb(clamp(memoryBytes / 16, 80 * MB, 1 * GB)),
       checkpoint_timeout: '15min',
       checkpoint_completion_target: '0.9',
@@ -46,5 +65,5 @@ export function sizedSettings(memoryBytes = availableMemory()): SizedSettings {
 }
 
 export function describeSettings(s: SizedSettings): string {
-  return `${Object.entries(s.settings).map(([k, v]) => `${k}=${v}`).join(' ')} (sized from ${(s.memoryBytes / GB).toFixed(1)} GiB of memory)`;
+  return `${Object.entries(s.settings).map(([k, v]) => `${k}=${v}`).join(' ')} (sized from ${(s.memoryBytes / GB).toFixed(1)} GiB of memory, ${(s.diskBytes / GB).toFixed(1)} GiB of free disk)`;
 }

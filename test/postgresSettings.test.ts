@@ -1,17 +1,33 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableMemory, describeSettings, sizedSettings } from '../lib/postgresSettings.ts';
+import { statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { availableMemory, describeSettings, freeDisk, sizedSettings } from '../lib/postgresSettings.ts';
 import { ownServer, type OwnServer } from './support/ownServer.ts';
 
 const MB = 2 ** 20;
 const GB = 2 ** 30;
 
-describe('settings of the embedded PostgreSQL, sized from memory', () => {
+describe('settings of the embedded PostgreSQL, sized from memory and disk', () => {
   it('takes a quarter of memory for shared buffers, within bounds that fit small and large machines', () => {
-    expect(sizedSettings(2 * GB).settings).toMatchObject({ shared_buffers: '512MB', effective_cache_size: '1024MB', max_wal_size: '1024MB', min_wal_size: '128MB' });
-    expect(sizedSettings(24 * GB).settings).toMatchObject({ shared_buffers: '6144MB', max_wal_size: '6144MB', maintenance_work_mem: '1024MB' });
-    expect(sizedSettings(256 * GB).settings).toMatchObject({ shared_buffers: '8192MB', max_wal_size: '8192MB', effective_cache_size: '65536MB' });
+    expect(sizedSettings(2 * GB).settings).toMatchObject({ shared_buffers: '512MB', effective_cache_size: '1024MB', min_wal_size: '128MB' });
+    expect(sizedSettings(24 * GB).settings).toMatchObject({ shared_buffers: '6144MB', maintenance_work_mem: '1024MB' });
+    expect(sizedSettings(256 * GB).settings).toMatchObject({ shared_buffers: '8192MB', effective_cache_size: '65536MB' });
     // Below PostgreSQL's own defaults it never goes.
-    expect(sizedSettings(256 * MB).settings).toMatchObject({ shared_buffers: '128MB', max_wal_size: '1024MB', min_wal_size: '80MB' });
+    expect(sizedSettings(256 * MB).settings).toMatchObject({ shared_buffers: '128MB', min_wal_size: '80MB' });
+  });
+
+  it('lets WAL grow to a quarter of the free disk between checkpoints, from 1 GB to 32 GB', () => {
+    expect(sizedSettings(24 * GB, 2 * GB).settings.max_wal_size).toBe('1024MB');
+    expect(sizedSettings(24 * GB, 80 * GB).settings.max_wal_size).toBe('20480MB');
+    expect(sizedSettings(24 * GB, 1024 * GB).settings.max_wal_size).toBe('32768MB');
+  });
+
+  it('reads the free space of a directory that does not exist yet from its nearest parent', () => {
+    const free = freeDisk(join(tmpdir(), 'no-such-dir', 'db'));
+    const fs = statfsSync(tmpdir());
+    expect(free).toBeGreaterThan(0);
+    expect(free).toBeLessThanOrEqual(fs.blocks * fs.bsize);
   });
 
   it('never trades durability for speed', () => {
@@ -27,8 +43,8 @@ describe('settings of the embedded PostgreSQL, sized from memory', () => {
   });
 
   it('says what it chose and from what', () => {
-    expect(describeSettings(sizedSettings(2 * GB))).toBe(
-      'shared_buffers=512MB effective_cache_size=1024MB maintenance_work_mem=128MB max_wal_size=1024MB min_wal_size=128MB checkpoint_timeout=15min checkpoint_completion_target=0.9 wal_compression=on (sized from 2.0 GiB of memory)',
+    expect(describeSettings(sizedSettings(2 * GB, 40 * GB))).toBe(
+      'shared_buffers=512MB effective_cache_size=1024MB maintenance_work_mem=128MB max_wal_size=10240MB min_wal_size=128MB checkpoint_timeout=15min checkpoint_completion_target=0.9 wal_compression=on (sized from 2.0 GiB of memory, 40.0 GiB of free disk)',
     );
   });
 
@@ -40,7 +56,8 @@ describe('settings of the embedded PostgreSQL, sized from memory', () => {
     afterAll(() => server?.remove());
 
     it('runs with them, and with durability on', async () => {
-      const { settings } = sizedSettings();
+      const { settings } = server;
+      expect(settings).toEqual(sizedSettings(availableMemory(), Number.parseInt(settings.max_wal_size!, 10) * MB * 4).settings);
       const shown = async (name: string) => String((await server.query(`SELECT setting, unit FROM pg_settings WHERE name = $1`, [name])).rows[0]!.setting);
       const bytes = async (name: string) => Number((await server.query(`SELECT pg_size_bytes(current_setting($1)) AS b`, [name])).rows[0]!.b);
       expect(await bytes('shared_buffers')).toBe(Number.parseInt(settings.shared_buffers!, 10) * MB);

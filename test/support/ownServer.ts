@@ -8,6 +8,8 @@ import { freePort } from '../../lib/freePort.ts';
 /** A PostgreSQL server of the test's own, which it may stop and start (outage tests). */
 export interface OwnServer {
   url: string;
+  /** The settings it was started with. */
+  settings: Record<string, string>;
   start(): Promise<void>;
   stop(): Promise<void>;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
@@ -22,6 +24,7 @@ export async function ownServer(): Promise<OwnServer> {
   const url = server.url;
   return {
     url,
+    settings: server.settings ?? {},
     async start() {
       server ??= await startEmbeddedPostgres(options);
     },
