@@ -41,8 +41,8 @@ export function freeDisk(dir: string): number {
  * 2005: once user_activity's primary key outgrows the buffers, every COPY reads and writes back
  * random index pages, and every checkpoint makes the next write of each page log its full image.
  * Durability is untouched: fsync, full_page_writes and synchronous_commit keep their defaults.
+ * `diskBytes`: free space under the data directory (unknown: 4 GB, which keeps PostgreSQL's 1 GB of WAL).
  */
-/** `diskBytes`: free space under the data directory (unknown: 4 GB, which keeps PostgreSQL's 1 GB of WAL). */
 export function sizedSettings(memoryBytes = availableMemory(), diskBytes = 4 * GB): SizedSettings {
   return {
     memoryBytes,
