@@ -228,7 +228,8 @@ describe('the migration of the rollups', () => {
            FROM generate_series(1, 20000) i`,
       );
       const before = Object.fromEntries(await Promise.all(VIEWS.filter((v) => v !== 'revenue_by_minute').map(async (v) => [v, await rowsAsText(ws.db, v)] as const)));
-      expect(await migrate(client)).toEqual(['050_rollups.sql']);
+      // The rollups' migration first; later ones follow it.
+      expect((await migrate(client))[0]).toBe('050_rollups.sql');
       for (const [view, rows] of Object.entries(before)) expect(await rowsAsText(ws.db, view), view).toEqual(rows);
       await expectViewsExact(ws.db);
       const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM rollup_user');
