@@ -1,9 +1,9 @@
-import type pg from 'pg';
+import pg from 'pg';
 import type { Logger } from '../../../lib/log.ts';
 import { crashPoint } from '../crashPoint.ts';
 import { describeLayout } from '../reader/contract/layout.ts';
 import { FileChangedError, FileReader, FileRejectedError, type ReadRules, type SourceFile } from '../reader/fileReader.ts';
-import { BINARY_COLUMNS, SET_ROW_DEFAULTS } from '../reader/copyBinary.ts';
+import { BINARY_COLUMNS, setRowDefaults } from '../reader/copyBinary.ts';
 import { RejectSpool } from '../reader/rejectSpool.ts';
 import { withClient } from '../db/pool.ts';
 import { classifyError, describeDatabaseError, type Retry } from '../retry.ts';
@@ -93,14 +93,16 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
   const outcome = await withClient(ctx.pool, async (client): Promise<TransactionOutcome> => {
     const rejects = new RejectSpool();
     try {
-      await client.query('BEGIN');
-      // Timestamps without a zone are read in this zone by PostgreSQL, which knows its daylight saving.
-      if (ctx.rules.namedTimeZone) await client.query(`SELECT set_config('TimeZone', $1, true)`, [ctx.rules.namedTimeZone]);
       const reader = new FileReader(file, batchId, ctx.rules, rejects, mode === 'staged');
+      // One round trip (each costs the client ≈ 0.3 ms of CPU): the transaction and its settings.
+      const begin = ['BEGIN'];
+      // Timestamps without a zone are read in this zone by PostgreSQL, which knows its daylight saving.
+      if (ctx.rules.namedTimeZone) begin.push(`SELECT set_config('TimeZone', ${pg.escapeLiteral(ctx.rules.namedTimeZone)}, true)`);
+      if (reader.binary) begin.push(setRowDefaults(pg.escapeLiteral, file.name, batchId));
+      await client.query(begin.join('; '));
       let rowsLoaded: number;
       let conflicting = 0;
       if (mode === 'direct') {
-        if (reader.binary) await client.query(SET_ROW_DEFAULTS, [file.name, String(batchId)]);
         rowsLoaded = await copyInto(client, reader.binary ? COPY_BINARY_ROWS : COPY_ROWS, (handedOver) => reader.copyData(handedOver), ctx.copyStallMs);
       } else {
         await client.query(CREATE_STAGE);
