@@ -18,7 +18,8 @@ export type ReusingSource = (handedOver: () => boolean) => AsyncIterable<Buffer>
 
 export async function copyInto(client: pg.PoolClient, sql: string, data: Readable | AsyncIterable<string | Buffer> | ReusingSource, stallMs: number): Promise<number> {
   const target = client.query(copyFrom(sql));
-  // Neither the COPY stream nor the socket under it holds a piece once both have written out everything.
+  // Neither the COPY stream nor the socket under it (pg's connection.stream, which pg-copy-streams
+  // writes to) holds a piece once both have written out everything.
   const socket = (client as unknown as { connection: { stream: Writable } }).connection.stream;
   const source = typeof data === 'function' ? data(() => target.writableLength === 0 && socket.writableLength === 0) : data;
   let lastProgress = Date.now();
