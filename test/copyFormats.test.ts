@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { migrate } from '../streamer/src/db/migrate.ts';
 import { DEFAULT_ALIASES } from '../streamer/src/reader/contract/columns.ts';
-import { BINARY_COLUMNS, setRowDefaults } from '../streamer/src/reader/copyBinary.ts';
+import { BINARY_COLUMNS } from '../streamer/src/reader/copyBinary.ts';
+import { setRowDefaults } from '../streamer/src/sink/loadFile.ts';
 import { BUILT_IN_VOCABULARY } from '../streamer/src/reader/contract/vocabulary.ts';
 import { FileReader, type ReadRules } from '../streamer/src/reader/fileReader.ts';
 import { RejectSpool } from '../streamer/src/reader/rejectSpool.ts';
@@ -96,7 +97,7 @@ describe('COPY binary and COPY text store the same values', () => {
           const sql = withRaw ? `COPY as_text (${COLUMNS}, raw) FROM STDIN` : `COPY as_binary (${BINARY_COLUMNS}) FROM STDIN (FORMAT binary)`;
           // As the sink does: the server fills in the file and batch that COPY binary leaves out.
           await client.query('BEGIN');
-          if (!withRaw) await client.query(setRowDefaults(pg.escapeLiteral, file.name, 42));
+          if (!withRaw) await client.query(setRowDefaults(file.name, 42));
           const copied = await copyInto(client, sql, reader.copyData(), 60_000);
           await client.query('COMMIT');
           expect(copied).toBe(reader.counts.rowsValid);
@@ -153,7 +154,7 @@ describe('COPY binary and COPY text store the same values', () => {
       const reader = new FileReader(file, 5, rules, spool);
       let asked = 0, reused = 0;
       await client.query('BEGIN');
-      await client.query(setRowDefaults(pg.escapeLiteral, file.name, 5));
+      await client.query(setRowDefaults(file.name, 5));
       const copied = await copyInto(client, `COPY pieces (${BINARY_COLUMNS}) FROM STDIN (FORMAT binary)`, (handedOver) => reader.copyData(() => {
         asked++;
         const free = handedOver();

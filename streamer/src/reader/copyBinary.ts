@@ -14,12 +14,6 @@ export const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
  */
 export const ROW_FIELDS = 10;
 export const BINARY_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_event_id, attributes, source_line';
-/**
- * What the server fills source_file and batch_id in with, for the rest of the transaction: a
- * statement of its own, so that it can go in one round trip with the BEGIN (`quote`: pg.escapeLiteral).
- */
-export const setRowDefaults = (quote: (text: string) => string, fileName: string, batchId: number) =>
-  `SELECT set_config('dropstream.source_file', ${quote(fileName)}, true), set_config('dropstream.batch_id', '${batchId}', true)`;
 
 const DASH = 45;
 const NOT_HEX = 255;

@@ -8,14 +8,14 @@ export class CopyStalledError extends Error {
   readonly code = 'COPY_STALLED';
 }
 
+/** Data that writes its pieces again once told that the connection holds none of them (FileReader.copyData). */
+export type ReusingSource = (handedOver: () => boolean) => AsyncIterable<Buffer>;
+
 /**
  * Streams COPY text into PostgreSQL with backpressure and returns the rows copied. A COPY that
  * makes no progress for `stallMs` is cut off: pg-copy-streams can wait forever on some error
  * paths. On any error the caller must destroy the client, never reuse it.
  */
-/** Data that writes its pieces again once told that the connection holds none of them (FileReader.copyData). */
-export type ReusingSource = (handedOver: () => boolean) => AsyncIterable<Buffer>;
-
 export async function copyInto(client: pg.PoolClient, sql: string, data: Readable | AsyncIterable<string | Buffer> | ReusingSource, stallMs: number): Promise<number> {
   const target = client.query(copyFrom(sql));
   // Neither the COPY stream nor the socket under it (pg's connection.stream, which pg-copy-streams

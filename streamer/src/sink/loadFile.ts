@@ -3,7 +3,7 @@ import type { Logger } from '../../../lib/log.ts';
 import { crashPoint } from '../crashPoint.ts';
 import { describeLayout } from '../reader/contract/layout.ts';
 import { FileChangedError, FileReader, FileRejectedError, type ReadRules, type SourceFile } from '../reader/fileReader.ts';
-import { BINARY_COLUMNS, setRowDefaults } from '../reader/copyBinary.ts';
+import { BINARY_COLUMNS } from '../reader/copyBinary.ts';
 import { RejectSpool } from '../reader/rejectSpool.ts';
 import { withClient } from '../db/pool.ts';
 import { classifyError, describeDatabaseError, type Retry } from '../retry.ts';
@@ -25,6 +25,12 @@ export interface SinkContext {
 const ROW_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_event_id, attributes, source_file, source_line, batch_id';
 const COPY_ROWS = `COPY user_activity (${ROW_COLUMNS}) FROM STDIN`;
 const COPY_BINARY_ROWS = `COPY user_activity (${BINARY_COLUMNS}) FROM STDIN (FORMAT binary)`;
+/**
+ * What the server fills in the source_file and batch_id that COPY binary leaves out with, for the
+ * rest of the transaction: a statement of its own, so that it goes in one round trip with the BEGIN.
+ */
+export const setRowDefaults = (fileName: string, batchId: number) =>
+  `SELECT set_config('dropstream.source_file', ${pg.escapeLiteral(fileName)}, true), set_config('dropstream.batch_id', '${batchId}', true)`;
 export const COPY_STAGE = `COPY dropstream_stage (${ROW_COLUMNS}, raw) FROM STDIN`;
 const COPY_REJECTS = 'COPY user_activity_rejects (source_file, source_line, raw, reason, batch_id) FROM STDIN';
 // Rows of a file that repeats event ids land here first. The first occurrence of an id is stored;
@@ -98,7 +104,7 @@ async function loadInTransaction(ctx: SinkContext, file: SourceFile, batchId: nu
       const begin = ['BEGIN'];
       // Timestamps without a zone are read in this zone by PostgreSQL, which knows its daylight saving.
       if (ctx.rules.namedTimeZone) begin.push(`SELECT set_config('TimeZone', ${pg.escapeLiteral(ctx.rules.namedTimeZone)}, true)`);
-      if (reader.binary) begin.push(setRowDefaults(pg.escapeLiteral, file.name, batchId));
+      if (reader.binary) begin.push(setRowDefaults(file.name, batchId));
       await client.query(begin.join('; '));
       let rowsLoaded: number;
       let conflicting = 0;
