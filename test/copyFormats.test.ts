@@ -23,19 +23,20 @@ const COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, eve
 
 const digits = (min: number, max: number) => fc.stringMatching(new RegExp(`^[0-9]{${min},${max}}$`));
 const two = (max: number) => fc.integer({ min: 0, max }).map((n) => String(n).padStart(2, '0'));
+const anyHour = fc
+  .record({ year: fc.integer({ min: 1, max: 9999 }), month: fc.integer({ min: 1, max: 12 }), day: fc.integer({ min: 1, max: 28 }), sep: fc.constantFrom('T', ' '), hour: two(23) })
+  .map((t) => `${String(t.year).padStart(4, '0')}-${String(t.month).padStart(2, '0')}-${String(t.day).padStart(2, '0')}${t.sep}${t.hour}`);
+// A handful of dates and hours, so that successive rows share them: the fast path keeps the last one's seconds.
+const sharedHour = fc.constantFrom('2024-02-29T10', '2024-02-29 10', '2024-02-29T11', '2024-02-28T10', '2024-02-29T23', '2024-03-01T00');
 const timestamp = fc
   .record({
-    year: fc.integer({ min: 1, max: 9999 }),
-    month: fc.integer({ min: 1, max: 12 }),
-    day: fc.integer({ min: 1, max: 28 }),
-    hour: two(23),
+    hour: fc.oneof(anyHour, sharedHour),
     minute: two(59),
     second: two(59),
     fraction: fc.oneof(fc.constant(''), digits(1, 9).map((d) => `.${d}`)),
-    sep: fc.constantFrom('T', ' '),
     zone: fc.oneof(fc.constantFrom('Z', '', '+00:00', '-00:00'), fc.tuple(fc.constantFrom('+', '-'), two(15), fc.constantFrom(':', ''), two(59)).map((p) => p.join('')), fc.tuple(fc.constantFrom('+', '-'), two(15)).map((p) => p.join(''))),
   })
-  .map((t) => `${String(t.year).padStart(4, '0')}-${String(t.month).padStart(2, '0')}-${String(t.day).padStart(2, '0')}${t.sep}${t.hour}:${t.minute}:${t.second}${t.fraction}${t.zone}`);
+  .map((t) => `${t.hour}:${t.minute}:${t.second}${t.fraction}${t.zone}`);
 const price = fc.oneof(
   fc.tuple(digits(1, 10), fc.oneof(fc.constant(''), digits(1, 5).map((d) => `.${d}`))).map(([w, f]) => w + f),
   fc.constantFrom('0', '0.00', '0.005', '0.004', '9999999999.99', '9999999999.994', '7.5', '007.50', '1.995', '99.9950'),
@@ -131,6 +132,38 @@ describe('COPY binary and COPY text store the same values', () => {
       expect(shapes[0].ok).toBe(true);
     } finally {
       client.release();
+    }
+  });
+
+  it('plain rows that share a date and hour with the row before are stored at their own instant', async () => {
+    // The byte-level path keeps the last date and hour it read; these runs of rows share, or nearly share, them.
+    const hours = ['2024-02-29T10', '2024-02-29T11', '2024-02-29 11', '2024-02-28 11', '2024-03-01 11', '2023-03-01 11', '2023-03-01T11', '2024-12-29T11', '0001-01-01T00'];
+    const zones = ['Z', '+05:30', '-0800', '', '+01'];
+    const times: string[] = [];
+    for (let i = 0; i < 300; i++) times.push(`${hours[Math.floor(i / 3) % hours.length]}:${String(i % 60).padStart(2, '0')}:${String((i * 7) % 60).padStart(2, '0')}.${String(i).padStart(3, '0')}${zones[i % zones.length]}`);
+    const lines = times.map((t, i) => `0b0f7a2e-1c2d-4e5f-8a9b-${i.toString(16).padStart(12, '0')},user_${i},view,SKU-${i},1.00,1,${t},${t}`);
+    const path = join(dir, 'hours.csv');
+    await writeFile(path, `event_id,user_id,event_type,product_id,price,quantity,event_time,written\n${lines.join('\n')}\n`);
+    const st = await stat(path);
+    const file = { name: 'hours.csv', path, size: st.size, mtimeMs: st.mtimeMs };
+    const rules: ReadRules = { vocabulary: BUILT_IN_VOCABULARY, aliases: DEFAULT_ALIASES, attributes: true, defaultOffset: '+00:00', namedTimeZone: undefined };
+    const spool = new RejectSpool();
+    const client = await pool.connect();
+    try {
+      await client.query(`SET TimeZone = 'UTC'; DROP TABLE IF EXISTS as_binary; CREATE TEMP TABLE as_binary (LIKE user_activity INCLUDING DEFAULTS)`);
+      const reader = new FileReader(file, 7, rules, spool);
+      await client.query('BEGIN');
+      await client.query(setRowDefaults(file.name, 7));
+      expect(await copyInto(client, `COPY as_binary (${BINARY_COLUMNS}) FROM STDIN (FORMAT binary)`, reader.copyData(), 60_000)).toBe(times.length);
+      await client.query('COMMIT');
+      // PostgreSQL reads each time as written (kept in attributes) and must find the instant stored.
+      const { rows } = await client.query(`SELECT source_line, event_time, attributes->>'written' AS written FROM as_binary WHERE event_time IS DISTINCT FROM (attributes->>'written')::timestamptz`);
+      expect(rows).toEqual([]);
+      const { rows: n } = await client.query(`SELECT count(DISTINCT date_trunc('hour', event_time))::int AS hours FROM as_binary`);
+      expect(n[0].hours).toBeGreaterThan(20);
+    } finally {
+      client.release();
+      await spool.dispose();
     }
   });
 

@@ -16,21 +16,27 @@ export const ROW_FIELDS = 10;
 export const BINARY_COLUMNS = 'event_id, user_id, event_type, product_id, price, quantity, event_time, source_event_id, attributes, source_line';
 
 const DASH = 45;
-const NOT_HEX = 255;
-const HEX = new Uint8Array(256).fill(NOT_HEX);
-for (let i = 0; i < 16; i++) HEX['0123456789abcdef'.charCodeAt(i)] = i;
+const NOT_HEX = 0xffff;
+/** A byte's value per pair of lower-case hex digits (first << 8 | second): half the look-ups of one per digit. */
+const HEX_PAIR = new Uint16Array(1 << 16).fill(NOT_HEX);
+for (let i = 0; i < 256; i++) {
+  const hex = i.toString(16).padStart(2, '0');
+  HEX_PAIR[(hex.charCodeAt(0) << 8) | hex.charCodeAt(1)] = i;
+}
+/** Where each of a uuid's 16 bytes is written, in its 36 characters. */
+const PAIR_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 
 /** Reads a lower-case uuid written at s..e into 16 bytes; false if it is not one. */
 export function decodeUuid(src: Buffer, s: number, e: number, into: Buffer): boolean {
   if (e - s !== 36 || src[s + 8] !== DASH || src[s + 13] !== DASH || src[s + 18] !== DASH || src[s + 23] !== DASH) return false;
   let bad = 0;
-  for (let i = s, j = 0; j < 16; i += 2, j++) {
-    if (i === s + 8 || i === s + 13 || i === s + 18 || i === s + 23) i++;
-    const high = HEX[src[i]!]!, low = HEX[src[i + 1]!]!;
-    bad |= high | low;
-    into[j] = (high << 4) | low;
+  for (let j = 0; j < 16; j++) {
+    const i = s + PAIR_AT[j]!;
+    const v = HEX_PAIR[(src[i]! << 8) | src[i + 1]!]!;
+    bad |= v;
+    into[j] = v;
   }
-  return bad < 16;
+  return bad < 256;
 }
 
 export function uuidField(out: CopyBuffer, bytes: Buffer): void {
