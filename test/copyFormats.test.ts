@@ -60,6 +60,7 @@ const row = fc.tuple(
   optional(text),
   optional(text),
 );
+const readRules = (defaultOffset = '+00:00'): ReadRules => ({ vocabulary: BUILT_IN_VOCABULARY, aliases: DEFAULT_ALIASES, attributes: true, defaultOffset, namedTimeZone: undefined });
 const csv = (fields: string[]) => fields.map((f) => (/[",\n\r]/.test(f) || f !== f.trim() ? `"${f.replaceAll('"', '""')}"` : f)).join(',');
 
 describe('COPY binary and COPY text store the same values', () => {
@@ -80,7 +81,7 @@ describe('COPY binary and COPY text store the same values', () => {
   });
 
   it.each(['+00:00', '-03:30'])('for generated rows of every shape (timestamps without a zone at %s)', async (defaultOffset) => {
-    const rules: ReadRules = { vocabulary: BUILT_IN_VOCABULARY, aliases: DEFAULT_ALIASES, attributes: true, defaultOffset, namedTimeZone: undefined };
+    const rules = readRules(defaultOffset);
     const rows = fc.sample(row, { numRuns: 3000, seed: SEED });
     const path = join(dir, `rows${defaultOffset}.csv`);
     await writeFile(path, `event_id,user_id,event_type,product_id,price,quantity,event_time,brand,Category Code\n${rows.map(csv).join('\n')}\n`);
@@ -146,12 +147,11 @@ describe('COPY binary and COPY text store the same values', () => {
     await writeFile(path, `event_id,user_id,event_type,product_id,price,quantity,event_time,written\n${lines.join('\n')}\n`);
     const st = await stat(path);
     const file = { name: 'hours.csv', path, size: st.size, mtimeMs: st.mtimeMs };
-    const rules: ReadRules = { vocabulary: BUILT_IN_VOCABULARY, aliases: DEFAULT_ALIASES, attributes: true, defaultOffset: '+00:00', namedTimeZone: undefined };
     const spool = new RejectSpool();
     const client = await pool.connect();
     try {
       await client.query(`SET TimeZone = 'UTC'; DROP TABLE IF EXISTS as_binary; CREATE TEMP TABLE as_binary (LIKE user_activity INCLUDING DEFAULTS)`);
-      const reader = new FileReader(file, 7, rules, spool);
+      const reader = new FileReader(file, 7, readRules(), spool);
       await client.query('BEGIN');
       await client.query(setRowDefaults(file.name, 7));
       expect(await copyInto(client, `COPY as_binary (${BINARY_COLUMNS}) FROM STDIN (FORMAT binary)`, reader.copyData(), 60_000)).toBe(times.length);
@@ -178,13 +178,12 @@ describe('COPY binary and COPY text store the same values', () => {
     await writeFile(path, `event_id,user_id,event_type,product_id,price,quantity,event_time\n${lines.join('\n')}\n`);
     const st = await stat(path);
     const file = { name: 'pieces.csv', path, size: st.size, mtimeMs: st.mtimeMs };
-    const rules: ReadRules = { vocabulary: BUILT_IN_VOCABULARY, aliases: DEFAULT_ALIASES, attributes: true, defaultOffset: '+00:00', namedTimeZone: undefined };
 
     const client = await pool.connect();
     const spool = new RejectSpool();
     try {
       await client.query('DROP TABLE IF EXISTS pieces; CREATE TEMP TABLE pieces (LIKE user_activity INCLUDING DEFAULTS)');
-      const reader = new FileReader(file, 5, rules, spool);
+      const reader = new FileReader(file, 5, readRules(), spool);
       let asked = 0, reused = 0;
       await client.query('BEGIN');
       await client.query(setRowDefaults(file.name, 5));

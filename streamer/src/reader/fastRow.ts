@@ -44,17 +44,17 @@ const MICROS_PER_UNIT = [0, 100_000, 10_000, 1_000, 100, 10, 1];
 /** What zonedTimestamp leaves behind: the last fraction, and the last date and hour read, which most rows of a file share. */
 class TimestampScratch {
   micros = 0;
-  /** The bytes YYYY-MM-DDTHH of the last valid timestamp, and their seconds since 2000 (NaN: none yet). */
+  /** The bytes YYYY-MM-DDTHH of the last valid timestamp, and their seconds since 2000. Zeros at first, which no timestamp matches. */
   readonly hourKey = new Uint8Array(13);
-  hourSeconds = Number.NaN;
+  hourSeconds = 0;
 }
 
-/** Seconds since 2000 of the date and hour at s (validated; the bytes are known to be in place), or NaN. */
+/** Seconds since 2000 of the date and hour at s (the caller checked the dashes and the separator), or NaN. */
 function hourSeconds(b: Buffer, s: number, scratch: TimestampScratch): number {
   const key = scratch.hourKey;
   let k = 0;
   while (k < 13 && key[k] === b[s + k]) k++;
-  if (k === 13 && !Number.isNaN(scratch.hourSeconds)) return scratch.hourSeconds;
+  if (k === 13) return scratch.hourSeconds;
   const year = digits(b, s, 4), month = digits(b, s + 5, 2), day = digits(b, s + 8, 2), hour = digits(b, s + 11, 2);
   if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour < 0 || hour > 23) return Number.NaN;
   for (k = 0; k < 13; k++) key[k] = b[s + k]!;
