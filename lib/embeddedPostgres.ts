@@ -2,7 +2,8 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import type { Logger } from './log.ts';
 import { compiled } from './paths.ts';
-import { availableMemory, describeSettings, freeDisk, sizedSettings } from './postgresSettings.ts';
+import pg from 'pg';
+import { availableMemory, describeHugePages, describeSettings, freeDisk, HUGE_PAGES_QUERY, hugePagesFrom, sizedSettings, type HugePages } from './postgresSettings.ts';
 
 export const EMBEDDED_USER = 'dropstream';
 export const EMBEDDED_PASSWORD = 'dropstream';
@@ -26,6 +27,8 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>;
   /** The `-c` settings a server started here was given (empty: PostgreSQL's defaults). */
   settings?: Record<string, string>;
+  /** Whether the server got huge pages for its shared memory. */
+  hugePages?: HugePages;
 }
 
 export type ServerMessage = { url: string } | { error: string };
@@ -51,10 +54,15 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions, log?: Logger)
   });
   const [message] = (await Promise.race([once(server, 'message'), once(server, 'exit').then(() => [{ error: 'the database supervisor exited' }])])) as [ServerMessage];
   if ('error' in message) throw new Error(message.error);
-  log?.info({ dir: opts.dir, port: opts.port, settings: sized?.settings }, `embedded PostgreSQL is running: ${sized ? describeSettings(sized) : "PostgreSQL's default settings"}`);
+  const hugePages = await askHugePages(message.url);
+  log?.info(
+    { dir: opts.dir, port: opts.port, settings: sized?.settings, hugePages },
+    `embedded PostgreSQL is running: ${sized ? describeSettings(sized) : "PostgreSQL's default settings"}; ${describeHugePages(hugePages)}`,
+  );
   return {
     url: message.url,
     settings: sized?.settings ?? {},
+    hugePages,
     async stop() {
       if (server.exitCode !== null || server.signalCode !== null) return;
       const exited = once(server, 'exit');
@@ -62,4 +70,18 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions, log?: Logger)
       await exited;
     },
   };
+}
+
+/** Only said, never needed: a server that does not answer this is left to fail where it is used. */
+async function askHugePages(url: string): Promise<HugePages> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return hugePagesFrom((await client.query(HUGE_PAGES_QUERY)).rows[0]);
+  } catch {
+    return { status: 'unknown', needed: null };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }

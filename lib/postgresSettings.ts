@@ -68,3 +68,34 @@ export function sizedSettings(memoryBytes = availableMemory(), diskBytes = 4 * G
 export function describeSettings(s: SizedSettings): string {
   return `${Object.entries(s.settings).map(([k, v]) => `${k}=${v}`).join(' ')} (sized from ${(s.memoryBytes / GB).toFixed(1)} GiB of memory, ${(s.diskBytes / GB).toFixed(1)} GiB of free disk)`;
 }
+
+/** Whether the server's shared memory sits in huge pages, and how many it takes (PostgreSQL 17 and later say both). */
+export interface HugePages {
+  status: 'on' | 'off' | 'unknown';
+  /** Huge pages (of the kernel's size) that hold the server's shared memory; null when the server does not say. */
+  needed: number | null;
+}
+
+export const HUGE_PAGES_QUERY = `SELECT current_setting('huge_pages_status', true) AS status, current_setting('shared_memory_size_in_huge_pages', true) AS needed`;
+
+export function hugePagesFrom(row: { status: string | null; needed: string | null }): HugePages {
+  const needed = Number(row.needed);
+  return {
+    status: row.status === 'on' || row.status === 'off' ? row.status : 'unknown',
+    needed: row.needed !== null && Number.isInteger(needed) && needed > 0 ? needed : null,
+  };
+}
+
+/**
+ * Random event ids send each insert to a random page of the primary key. Once the key is larger
+ * than the processor's TLB reach (a few MB of 4 kB pages), every page it touches costs a page-table
+ * walk, twice over in a virtual machine: at 20M rows that was most of why inserts slowed down, and
+ * huge pages took it away (docs/performance.md). The kernel gives them only once reserved by root.
+ */
+export function describeHugePages(h: HugePages): string {
+  if (h.status === 'on') return 'huge pages: on';
+  if (h.status === 'off' && h.needed !== null) {
+    return `huge pages: off, the kernel has too few reserved (as root, \`sysctl -w vm.nr_hugepages=${h.needed}\` and a restart of the server keep inserts into a table of tens of millions of rows fast)`;
+  }
+  return 'huge pages: not reported by this server';
+}

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { statfsSync } from 'node:fs';
+import { readFileSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { availableMemory, describeSettings, freeDisk, sizedSettings } from '../lib/postgresSettings.ts';
+import { availableMemory, describeHugePages, describeSettings, freeDisk, HUGE_PAGES_QUERY, hugePagesFrom, sizedSettings } from '../lib/postgresSettings.ts';
 import { ownServer, type OwnServer } from './support/ownServer.ts';
 
 const MB = 2 ** 20;
@@ -48,6 +48,18 @@ describe('settings of the embedded PostgreSQL, sized from memory and disk', () =
     );
   });
 
+  it('reads what a server says of huge pages, and tells how to reserve the ones it lacks', () => {
+    expect(hugePagesFrom({ status: 'off', needed: '3102' })).toEqual({ status: 'off', needed: 3102 });
+    expect(hugePagesFrom({ status: 'on', needed: '70' })).toEqual({ status: 'on', needed: 70 });
+    // -1: the platform has no huge pages; null: a server older than 17 has neither setting.
+    expect(hugePagesFrom({ status: 'off', needed: '-1' })).toEqual({ status: 'off', needed: null });
+    expect(hugePagesFrom({ status: null, needed: null })).toEqual({ status: 'unknown', needed: null });
+    expect(describeHugePages({ status: 'off', needed: 3102 })).toContain('`sysctl -w vm.nr_hugepages=3102`');
+    expect(describeHugePages({ status: 'on', needed: 3102 })).toBe('huge pages: on');
+    expect(describeHugePages({ status: 'off', needed: null })).not.toContain('sysctl');
+    expect(describeHugePages({ status: 'unknown', needed: null })).not.toContain('sysctl');
+  });
+
   describe('on a server started the way the pipeline starts one', () => {
     let server: OwnServer;
     beforeAll(async () => {
@@ -65,6 +77,17 @@ describe('settings of the embedded PostgreSQL, sized from memory and disk', () =
       expect(await shown('checkpoint_timeout')).toBe('900');
       expect(await shown('wal_compression')).not.toBe('off');
       for (const safe of ['fsync', 'full_page_writes', 'synchronous_commit']) expect(await shown(safe)).toBe('on');
+    });
+
+    it('says whether it got huge pages, and how many its shared memory takes', async () => {
+      expect(server.hugePages).toEqual(hugePagesFrom((await server.query<{ status: string | null; needed: string | null }>(HUGE_PAGES_QUERY)).rows[0]!));
+      const meminfo = readFileSync('/proc/meminfo', 'utf8');
+      const kernel = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(meminfo)![1]);
+      // The shared buffers alone fill this many of the kernel's huge pages; the server's count adds the rest.
+      expect(server.hugePages!.needed).toBeGreaterThan((Number.parseInt(server.settings.shared_buffers!, 10) * 1024) / kernel('Hugepagesize'));
+      // With none reserved the kernel has none to give (huge_pages = try falls back to normal pages).
+      if (kernel('HugePages_Total') === 0) expect(server.hugePages!.status).toBe('off');
+      else expect(['on', 'off']).toContain(server.hugePages!.status);
     });
   });
 });

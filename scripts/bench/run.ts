@@ -141,11 +141,15 @@ function commitMeasured(): string {
 }
 
 async function machineInfo(opts: BenchOptions): Promise<MachineInfo> {
-  const settings = ['shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'wal_compression', 'fsync', 'synchronous_commit', 'full_page_writes', 'wal_level'];
-  const { version, values } = await withClient(opts.adminUrl, async (c) => {
-    const values: string[] = [];
-    for (const s of settings) values.push(String((await c.query(`SHOW ${s}`)).rows[0][s]));
-    return { version: String((await c.query('SHOW server_version')).rows[0].server_version), values };
+  // huge_pages_status: PostgreSQL 17 and later; left out by older servers.
+  const names = ['shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'wal_compression', 'fsync', 'synchronous_commit', 'full_page_writes', 'wal_level', 'huge_pages_status'];
+  const { version, shown } = await withClient(opts.adminUrl, async (c) => {
+    const shown: Array<[string, string]> = [];
+    for (const s of names) {
+      const value = (await c.query('SELECT current_setting($1, true) AS v', [s])).rows[0].v;
+      if (value !== null) shown.push([s, String(value)]);
+    }
+    return { version: String((await c.query('SHOW server_version')).rows[0].server_version), shown };
   });
   const psql = opts.psql ? spawnSync(opts.psql, ['--version'], { encoding: 'utf8' }).stdout.trim().replace(/^psql \(PostgreSQL\) /, '') : null;
   return {
@@ -156,7 +160,7 @@ async function machineInfo(opts: BenchOptions): Promise<MachineInfo> {
     node: process.version,
     postgres: version,
     postgresSource: opts.postgresSource,
-    postgresSettings: Object.fromEntries(settings.map((s, i) => [s, values[i]!])),
+    postgresSettings: Object.fromEntries(shown),
     psql,
   };
 }

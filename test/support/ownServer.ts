@@ -10,6 +10,8 @@ export interface OwnServer {
   url: string;
   /** The settings it was started with. */
   settings: Record<string, string>;
+  /** Whether it got huge pages, as it said at start. */
+  hugePages: EmbeddedDatabase['hugePages'];
   start(): Promise<void>;
   stop(): Promise<void>;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
@@ -25,6 +27,7 @@ export async function ownServer(): Promise<OwnServer> {
   return {
     url,
     settings: server.settings ?? {},
+    hugePages: server.hugePages,
     async start() {
       server ??= await startEmbeddedPostgres(options);
     },
