@@ -2,13 +2,15 @@
 // One database, filled step by step: preloaded to each size with rows made by the server itself
 // (random v4 event ids, as generated files have, so the primary key grows as it would), then the
 // real streamer loads corpus files on top. Each run loads events of its own seed: the table keeps
-// growing by what was measured, so "at 10M" means from 10M rows on.
-import { ensureCorpus, type CorpusSpec } from './corpus.ts';
+// growing by what was measured, so "at 10M" means from 10M rows on. Right before each run the same
+// files go into an empty database of the same server: the ratio is taken run by run against that
+// pair, so that what the machine does meanwhile (its rate moved by ±20 % within minutes) cancels out.
+import { ensureCorpus, type Corpus, type CorpusSpec } from './corpus.ts';
 import { checkpoint, freshDatabase, startCpuMeter, stat, withClient, type Log, type Stat } from './support.ts';
 import { runStreamer } from './throughput.ts';
 
 export interface GrowthSpec {
-  /** Table sizes (rows) at which the streamer's rate is measured, e.g. 0, 10M, 20M. */
+  /** Table sizes (rows) at which the streamer's rate is measured against an empty table's, e.g. 10M, 20M. */
   sizes: number[];
   /** Table sizes at which the views are timed against their raw aggregates. */
   viewSizes: number[];
@@ -19,8 +21,13 @@ export interface GrowthSpec {
 export interface GrowthPoint {
   tableRows: number;
   rowsPerSec: Stat;
-  /** CPU seconds per million rows loaded, medians. */
+  /** The same files loaded into an empty database right before each run. */
+  emptyRowsPerSec: Stat;
+  /** Each run's rate ÷ its empty pair's, median. */
+  ratio: number;
+  /** CPU seconds per million rows loaded, medians: on this table, and on the empty one. */
   cpuPerMillionRows?: { client: number; server: number };
+  emptyCpuPerMillionRows?: { client: number; server: number };
   indexBytes: number;
   tableBytes: number;
 }
@@ -39,7 +46,7 @@ export interface GrowthResult {
   run: Omit<CorpusSpec, 'seed'>;
   preloadRowsPerSec: number;
   points: GrowthPoint[];
-  /** Rate at the largest size ÷ rate on the empty table. */
+  /** The largest size's ratio to the empty table. */
   ratio: number | null;
   views: ViewTiming[];
 }
@@ -111,33 +118,38 @@ export async function measureGrowth(spec: GrowthSpec, opts: GrowthOptions): Prom
         preloaded += stop.size - tableRows;
         tableRows = stop.size;
       }
-      // What autovacuum would have done by then, and the dirty pages written out: no run pays for the
-      // preload. Only here: right after a checkpoint, the first change of each page logs its full
-      // image, which on a large random primary key is most of it. The first run at each size pays
-      // that, as a stream does once per checkpoint_timeout; the median is the runs in between.
-      await withClient(db.url, (c) => c.query('VACUUM ANALYZE'));
-      await checkpoint(db.url);
       if (stop.kind === 'views') {
+        await settle(db.url);
         views.push(...(await timeViews(db.url, tableRows, opts.log)));
         continue;
       }
-      const runs: Array<{ rows: number; seconds: number; cpu?: { client: number; server: number } }> = [];
-      for (let rep = 1; rep <= opts.repeat; rep++) {
-        const corpus = await ensureCorpus(opts.workDir, { ...spec.run, seed: seed++ }, opts.log);
-        const meter = await startCpuMeter(db.url);
-        const measured = await runStreamer(db.url, corpus, { ...opts, variants: ['streamer'] }, true);
-        const cpu = await meter();
-        runs.push({ rows: corpus.rows, seconds: measured.seconds!, ...(cpu && { cpu }) });
-        tableRows += corpus.rows;
-        opts.log(`  growth at ${tableRows - corpus.rows} rows, run ${rep}/${opts.repeat}: ${Math.round(corpus.rows / measured.seconds!)} rows/s`);
+      // Made before the checkpoint: nothing between it and the runs may write (or force) another.
+      const empties = await Promise.all(Array.from({ length: opts.repeat }, () => freshDatabase(opts.adminUrl, 'growth_empty')));
+      const pairs: Array<{ run: Loaded; empty: Loaded }> = [];
+      try {
+        await settle(db.url);
+        for (const [i, empty] of empties.entries()) {
+          const corpus = await ensureCorpus(opts.workDir, { ...spec.run, seed: seed++ }, opts.log);
+          const pair = { empty: await load(empty.url, corpus, opts), run: await load(db.url, corpus, opts) };
+          pairs.push(pair);
+          tableRows += corpus.rows;
+          opts.log(`  growth at ${tableRows - corpus.rows} rows, run ${i + 1}/${opts.repeat}: ${Math.round(pair.run.rowsPerSec)} rows/s, on an empty table ${Math.round(pair.empty.rowsPerSec)} rows/s`);
+        }
+      } finally {
+        await Promise.all(empties.map((e) => e.drop()));
       }
-      const cpu = runs.flatMap((r) => (r.cpu ? [r.cpu] : []));
-      const perMillion = (side: 'client' | 'server') => stat(cpu.map((c, i) => (c[side] * 1e6) / runs[i]!.rows)).median;
       const sizes = await withClient(db.url, async (c) => (await c.query(`SELECT pg_table_size('user_activity') AS t, pg_indexes_size('user_activity') AS i`)).rows[0]);
+      const runs = pairs.map((p) => p.run);
+      const emptyRuns = pairs.map((p) => p.empty);
+      const cpu = cpuPerMillion(runs);
+      const emptyCpu = cpuPerMillion(emptyRuns);
       points.push({
         tableRows: stop.size,
-        rowsPerSec: stat(runs.map((r) => r.rows / r.seconds)),
-        ...(cpu.length === runs.length && cpu.length > 0 && { cpuPerMillionRows: { client: perMillion('client'), server: perMillion('server') } }),
+        rowsPerSec: stat(runs.map((r) => r.rowsPerSec)),
+        emptyRowsPerSec: stat(emptyRuns.map((r) => r.rowsPerSec)),
+        ratio: stat(pairs.map((p) => p.run.rowsPerSec / p.empty.rowsPerSec)).median,
+        ...(cpu && { cpuPerMillionRows: cpu }),
+        ...(emptyCpu && { emptyCpuPerMillionRows: emptyCpu }),
         tableBytes: Number(sizes.t),
         indexBytes: Number(sizes.i),
       });
@@ -145,15 +157,43 @@ export async function measureGrowth(spec: GrowthSpec, opts: GrowthOptions): Prom
   } finally {
     await db.drop();
   }
-  const first = points[0];
-  const last = points[points.length - 1];
   return {
     run: spec.run,
     preloadRowsPerSec: preloadSeconds > 0 ? preloaded / preloadSeconds : 0,
     points,
-    ratio: first && last && last !== first ? last.rowsPerSec.median / first.rowsPerSec.median : null,
+    ratio: points.at(-1)?.ratio ?? null,
     views,
   };
+}
+
+/**
+ * What autovacuum would have done by then, and the dirty pages written out: no run pays for the
+ * preload. Only here: right after a checkpoint, the first change of each page logs its full image,
+ * which on a large random primary key is most of it. The first run at each size pays that, as a
+ * stream does once per checkpoint_timeout; the median is the runs in between.
+ */
+async function settle(url: string): Promise<void> {
+  await withClient(url, (c) => c.query('VACUUM ANALYZE'));
+  await checkpoint(url);
+}
+
+interface Loaded {
+  rows: number;
+  rowsPerSec: number;
+  cpu?: { client: number; server: number };
+}
+
+async function load(url: string, corpus: Corpus, opts: GrowthOptions): Promise<Loaded> {
+  const meter = await startCpuMeter(url);
+  const measured = await runStreamer(url, corpus, { ...opts, variants: ['streamer'] }, true);
+  const cpu = await meter();
+  return { rows: corpus.rows, rowsPerSec: corpus.rows / measured.seconds!, ...(cpu && { cpu }) };
+}
+
+function cpuPerMillion(runs: Loaded[]): { client: number; server: number } | undefined {
+  if (runs.length === 0 || runs.some((r) => !r.cpu)) return undefined;
+  const side = (s: 'client' | 'server') => stat(runs.map((r) => (r.cpu![s] * 1e6) / r.rows)).median;
+  return { client: side('client'), server: side('server') };
 }
 
 /** Chunks of rows on two connections at once: one backend alone leaves a core idle. */
