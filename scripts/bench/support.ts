@@ -94,11 +94,16 @@ function procCpu(pid: number | 'self'): { ppid: number; own: number; reaped: num
 }
 
 /** CPU seconds of this process and of the children it has waited for (psql, the streamer). */
-function clientCpuSeconds(): number | undefined {
+/**
+ * The client's CPU seconds so far: the processes this one spawned and reaped (psql, the streamer),
+ * plus this process's own when the client runs in it (the INSERT and Node COPY baselines). Not the
+ * bench's own otherwise: its reading of the streamer's log lines and its scrapes are not the streamer's.
+ */
+function clientCpuSeconds(inProcess: boolean): number | undefined {
   const self = procCpu('self');
   if (!self) return undefined;
   const { user, system } = process.cpuUsage();
-  return (user + system) / 1e6 + self.reaped;
+  return self.reaped + (inProcess ? (user + system) / 1e6 : 0);
 }
 
 /** The postmaster of the server, when it runs on this machine: then its CPU can be read. */
@@ -132,9 +137,9 @@ export interface CpuSeconds {
  * /proc cannot tell). It first waits for the database's connections to end: a backend's time
  * moves to the postmaster's account when it is reaped, and one reaped mid-reading would be lost.
  */
-export async function startCpuMeter(url: string): Promise<() => Promise<CpuSeconds | undefined>> {
+export async function startCpuMeter(url: string, clientInProcess = false): Promise<() => Promise<CpuSeconds | undefined>> {
   const postmaster = await serverProcess(url);
-  const read = () => ({ client: clientCpuSeconds(), server: serverCpuSeconds(postmaster) });
+  const read = () => ({ client: clientCpuSeconds(clientInProcess), server: serverCpuSeconds(postmaster) });
   const before = read();
   return async () => {
     await withClient(url, async (c) => {

@@ -160,7 +160,7 @@ async function runOnce(variant: VariantId, corpus: Corpus, opts: ThroughputOptio
     if (variant === 'psql-copy' || variant === 'node-copy') await prepareForCsvCopy(db.url, corpus);
     if (variant === 'streamer-no-rollups') await withClient(db.url, (c) => c.query('DROP TRIGGER user_activity_rollups ON user_activity'));
     await checkpoint(db.url);
-    const cpuSoFar = await startCpuMeter(db.url);
+    const cpuSoFar = await startCpuMeter(db.url, variant === 'insert' || variant === 'node-copy');
     const started = performance.now();
     const extra = await LOADERS[variant](db.url, corpus, opts);
     const seconds = (performance.now() - started) / 1000;
