@@ -108,7 +108,16 @@ describe('npm run bench --quick', () => {
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.machine.postgres).toMatch(/^\d+/);
     expect(report.commit).not.toBe('');
-    expect(report.targets.map((c) => c.what)).toHaveLength(7 + 1 + 3);
+    // The streamer's CPU is a target wherever /proc shows the server's (and so the client's) CPU.
+    const streamerCpu = report.throughput!.variants.find((v) => v.id === 'streamer')!.cpuPerMillionRows;
+    const cpuTarget = report.targets.find((c) => c.what.startsWith("the streamer process's CPU"));
+    if (streamerCpu) {
+      // The streamer's own process, reaped by the bench: never nothing.
+      expect(streamerCpu.client).toBeGreaterThan(0);
+      expect(cpuTarget?.measured).toBe(`${streamerCpu.client.toFixed(2)} s`);
+    }
+    else expect(cpuTarget).toBeUndefined();
+    expect(report.targets.map((c) => c.what)).toHaveLength(7 + 1 + 3 + (streamerCpu ? 1 : 0));
   });
 
   it('writes the JSON and only the generated part of the Markdown', async () => {
