@@ -2,8 +2,7 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import type { Logger } from './log.ts';
 import { compiled } from './paths.ts';
-import pg from 'pg';
-import { availableMemory, describeHugePages, describeSettings, freeDisk, HUGE_PAGES_QUERY, hugePagesFrom, sizedSettings, type HugePages } from './postgresSettings.ts';
+import { availableMemory, describeHugePages, describeSettings, freeDisk, sizedSettings, type HugePages } from './postgresSettings.ts';
 
 export const EMBEDDED_USER = 'dropstream';
 export const EMBEDDED_PASSWORD = 'dropstream';
@@ -31,7 +30,7 @@ export interface EmbeddedDatabase {
   hugePages?: HugePages;
 }
 
-export type ServerMessage = { url: string } | { error: string };
+export type ServerMessage = { url: string; hugePages: HugePages } | { error: string };
 
 export function embeddedUrl(port: number, database: string): string {
   return `postgresql://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/${database}`;
@@ -54,7 +53,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions, log?: Logger)
   });
   const [message] = (await Promise.race([once(server, 'message'), once(server, 'exit').then(() => [{ error: 'the database supervisor exited' }])])) as [ServerMessage];
   if ('error' in message) throw new Error(message.error);
-  const hugePages = await askHugePages(message.url);
+  const { hugePages } = message;
   log?.info(
     { dir: opts.dir, port: opts.port, settings: sized?.settings, hugePages },
     `embedded PostgreSQL is running: ${sized ? describeSettings(sized) : "PostgreSQL's default settings"}; ${describeHugePages(hugePages)}`,
@@ -72,16 +71,3 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions, log?: Logger)
   };
 }
 
-/** Only said, never needed: a server that does not answer this is left to fail where it is used. */
-async function askHugePages(url: string): Promise<HugePages> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return hugePagesFrom((await client.query(HUGE_PAGES_QUERY)).rows[0]);
-  } catch {
-    return { status: 'unknown', needed: null };
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}

@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import pg from 'pg';
 import { EMBEDDED_PASSWORD, EMBEDDED_USER, embeddedUrl, type EmbeddedOptions, type ServerMessage } from './embeddedPostgres.ts';
+import { HUGE_PAGES_QUERY, hugePagesFrom, type HugePages } from './postgresSettings.ts';
 
 // The supervisor process of an embedded PostgreSQL (see embeddedPostgres.ts): it starts or joins
 // the server, reports its URL over IPC, and stops the server when told to or when its parent dies.
@@ -47,24 +48,26 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
-async function ensureDatabase(port: number, database: string): Promise<void> {
+/** Creates the pipeline's database if it is missing; on the same connection, asks whether the server got huge pages. */
+async function ensureDatabase(port: number, database: string): Promise<HugePages> {
   const client = new pg.Client({ connectionString: embeddedUrl(port, 'postgres') });
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (!rowCount) await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
+    // Only said, never needed: a server that does not answer this still serves the pipeline.
+    return await client.query(HUGE_PAGES_QUERY).then((r) => hugePagesFrom(r.rows[0]), (): HugePages => ({ status: 'unknown', needed: null }));
   } finally {
     await client.end();
   }
 }
 
 /** Starts, or joins when one already runs on that directory, a server listening on 127.0.0.1 only. */
-async function startOrJoin(opts: EmbeddedOptions): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startOrJoin(opts: EmbeddedOptions): Promise<{ url: string; hugePages: HugePages; stop: () => Promise<void> }> {
   const dir = resolve(opts.dir);
   const url = embeddedUrl(opts.port, opts.database);
   if (existsSync(`${dir}/postmaster.pid`) && (await canConnect(embeddedUrl(opts.port, 'postgres')))) {
-    await ensureDatabase(opts.port, opts.database);
-    return { url, stop: async () => undefined };
+    return { url, hugePages: await ensureDatabase(opts.port, opts.database), stop: async () => undefined };
   }
 
   const EmbeddedPostgres = await importEmbeddedPostgres();
@@ -111,15 +114,16 @@ async function startOrJoin(opts: EmbeddedOptions): Promise<{ url: string; stop: 
   } catch (err) {
     fail('initialise', err);
   }
+  let hugePages: HugePages;
   try {
     await withTimeout(server.start(), 60_000, 'start-up took longer than 60 s');
-    await ensureDatabase(opts.port, opts.database);
+    hugePages = await ensureDatabase(opts.port, opts.database);
   } catch (err) {
     // The server may already be gone (then stop() would wait for an exit that has happened).
     await withTimeout(server.stop(), 5_000, 'stop').catch(() => undefined);
-    fail('start', err);
+    return fail('start', err);
   }
-  return { url, stop: () => server.stop() };
+  return { url, hugePages, stop: () => server.stop() };
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
@@ -143,7 +147,7 @@ try {
   process.on('disconnect', () => void stop());
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => undefined); // only the parent decides when the database stops
-  send({ url: server.url });
+  send({ url: server.url, hugePages: server.hugePages });
 } catch (err) {
   send({ error: (err as Error).message });
   process.disconnect();

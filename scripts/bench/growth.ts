@@ -6,7 +6,7 @@
 // files go into an empty database of the same server: the ratio is taken run by run against that
 // pair, so that what the machine does meanwhile (its rate moved by ±20 % within minutes) cancels out.
 import { ensureCorpus, type Corpus, type CorpusSpec } from './corpus.ts';
-import { checkpoint, freshDatabase, startCpuMeter, stat, withClient, type Log, type Stat } from './support.ts';
+import { checkpoint, freshDatabase, startCpuMeter, stat, withClient, type CpuSeconds, type Log, type Stat } from './support.ts';
 import { runStreamer } from './throughput.ts';
 
 export interface GrowthSpec {
@@ -26,8 +26,8 @@ export interface GrowthPoint {
   /** Each run's rate ÷ its empty pair's, median. */
   ratio: number;
   /** CPU seconds per million rows loaded, medians: on this table, and on the empty one. */
-  cpuPerMillionRows?: { client: number; server: number };
-  emptyCpuPerMillionRows?: { client: number; server: number };
+  cpuPerMillionRows?: CpuSeconds;
+  emptyCpuPerMillionRows?: CpuSeconds;
   indexBytes: number;
   tableBytes: number;
 }
@@ -180,7 +180,7 @@ async function settle(url: string): Promise<void> {
 interface Loaded {
   rows: number;
   rowsPerSec: number;
-  cpu?: { client: number; server: number };
+  cpu?: CpuSeconds;
 }
 
 async function load(url: string, corpus: Corpus, opts: GrowthOptions): Promise<Loaded> {
@@ -190,7 +190,7 @@ async function load(url: string, corpus: Corpus, opts: GrowthOptions): Promise<L
   return { rows: corpus.rows, rowsPerSec: corpus.rows / measured.seconds!, ...(cpu && { cpu }) };
 }
 
-function cpuPerMillion(runs: Loaded[]): { client: number; server: number } | undefined {
+function cpuPerMillion(runs: Loaded[]): CpuSeconds | undefined {
   if (runs.length === 0 || runs.some((r) => !r.cpu)) return undefined;
   const side = (s: 'client' | 'server') => stat(runs.map((r) => (r.cpu![s] * 1e6) / r.rows)).median;
   return { client: side('client'), server: side('server') };

@@ -144,11 +144,8 @@ async function machineInfo(opts: BenchOptions): Promise<MachineInfo> {
   // huge_pages_status: PostgreSQL 17 and later; left out by older servers.
   const names = ['shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'wal_compression', 'fsync', 'synchronous_commit', 'full_page_writes', 'wal_level', 'huge_pages_status'];
   const { version, shown } = await withClient(opts.adminUrl, async (c) => {
-    const shown: Array<[string, string]> = [];
-    for (const s of names) {
-      const value = (await c.query('SELECT current_setting($1, true) AS v', [s])).rows[0].v;
-      if (value !== null) shown.push([s, String(value)]);
-    }
+    const { rows } = await c.query('SELECT name, current_setting(name, true) AS value FROM unnest($1::text[]) WITH ORDINALITY AS s (name, n) ORDER BY n', [names]);
+    const shown = rows.filter((r) => r.value !== null).map((r): [string, string] => [r.name, String(r.value)]);
     return { version: String((await c.query('SHOW server_version')).rows[0].server_version), shown };
   });
   const psql = opts.psql ? spawnSync(opts.psql, ['--version'], { encoding: 'utf8' }).stdout.trim().replace(/^psql \(PostgreSQL\) /, '') : null;

@@ -93,7 +93,6 @@ function procCpu(pid: number | 'self'): { ppid: number; own: number; reaped: num
   }
 }
 
-/** CPU seconds of this process and of the children it has waited for (psql, the streamer). */
 /**
  * The client's CPU seconds so far: the processes this one spawned and reaped (psql, the streamer),
  * plus this process's own when the client runs in it (the INSERT and Node COPY baselines). Not the
