@@ -192,7 +192,7 @@ async function load(url: string, corpus: Corpus, opts: GrowthOptions): Promise<L
 
 function cpuPerMillion(runs: Loaded[]): CpuSeconds | undefined {
   if (runs.length === 0 || runs.some((r) => !r.cpu)) return undefined;
-  const side = (s: 'client' | 'server') => stat(runs.map((r) => (r.cpu![s] * 1e6) / r.rows)).median;
+  const side = (s: keyof CpuSeconds) => stat(runs.map((r) => (r.cpu![s] * 1e6) / r.rows)).median;
   return { client: side('client'), server: side('server') };
 }
 
